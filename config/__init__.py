@@ -1,0 +1,1 @@
+"""Outpost project configuration: settings, URLconfs, Celery app, WSGI/ASGI entry points."""

@@ -1,0 +1,1 @@
+"""Django apps installed in the public schema only."""

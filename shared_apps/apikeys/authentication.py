@@ -1,0 +1,89 @@
+"""The one place an API request becomes an organisation's request.
+
+``Authorization: Bearer opk_<prefix>_<secret>`` → key record (platform cache,
+else database) → constant-time secret check → organisation snapshot → the
+connection switched to that organisation's schema. The organisation comes from
+the key alone: no host, header or path can point a key at another schema.
+Unknown, malformed, revoked and expired keys all get the same 401.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from shared_apps.apikeys import keys
+from shared_apps.apikeys.selectors import ApiKeyRecord, api_key_lookup
+from shared_apps.apikeys.services import api_key_touch
+from shared_apps.core.cache import cache_add
+from shared_apps.core.errors import AuthenticationError, TenantNotReady, TenantSuspended
+from shared_apps.core.logging import context_update
+from tenants.models import OrganisationStatus
+from tenants.selectors import OrganisationSnapshot, organisation_snapshot
+
+# last_used_at is written at most once per key per this many seconds.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """``request.user`` and ``request.auth`` for an API request."""
+
+    key: ApiKeyRecord
+    organisation: OrganisationSnapshot
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def key_prefix(self) -> str:
+        return f"{keys.KEY_PREFIX}_{self.key.prefix}"
+
+    def has_scope(self, scope: str) -> bool:
+        # An admin key may do everything a sync key may.
+        return scope in self.scopes or "admin" in self.scopes
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[ApiKeyPrincipal, ApiKeyPrincipal] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != self.keyword.lower() or not token.strip():
+            raise AuthenticationError()
+        principal = authenticate_key(token.strip())
+        connection.set_tenant(principal.organisation.as_tenant())
+        request._request.outpost_principal = principal  # for middleware that runs after the view
+        return principal, principal
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="outpost"'
+
+
+def authenticate_key(raw_key: str) -> ApiKeyPrincipal:
+    """Verify a full key string and return its principal, or raise one indistinct 401."""
+    parsed = keys.parse(raw_key)
+    record = api_key_lookup(prefix=parsed.prefix) if parsed else None
+    secret_ok = keys.secret_matches(parsed.secret if parsed else raw_key, record.secret_hash if record else None)
+    now = timezone.now()
+    if record is None or not secret_ok or record.revoked or record.is_expired(now):
+        raise AuthenticationError()
+    organisation = organisation_snapshot(organisation_id=record.organisation_id)
+    if organisation is None or organisation.status == OrganisationStatus.DELETED:
+        raise AuthenticationError()
+    if organisation.status == OrganisationStatus.SUSPENDED:
+        raise TenantSuspended()
+    if organisation.status != OrganisationStatus.ACTIVE:
+        raise TenantNotReady()
+    context_update(organisation=organisation.slug, key_prefix=f"{keys.KEY_PREFIX}_{record.prefix}")
+    if cache_add(f"apikey:used:{record.id}", 1, LAST_USED_RESOLUTION_SECONDS):
+        api_key_touch(api_key_id=record.id)
+    return ApiKeyPrincipal(key=record, organisation=organisation, scopes=frozenset(record.scopes))

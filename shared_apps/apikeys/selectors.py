@@ -1,0 +1,82 @@
+"""API key lookups for authentication, cached in the platform cache."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from shared_apps.apikeys.models import ApiKey
+from shared_apps.core.cache import cache_get_many, cache_set
+from tenants.models import Organisation
+
+KEY_CACHE_SECONDS = 300
+UNKNOWN_KEY_CACHE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """The cached facts needed to authenticate a key (the digest, never the secret)."""
+
+    id: int
+    prefix: str
+    name: str
+    organisation_id: int
+    secret_hash: str
+    scopes: tuple[str, ...]
+    expires_at: float | None
+    revoked: bool
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now.timestamp()
+
+
+def api_key_cache_key(prefix: str) -> str:
+    return f"apikey:{prefix}"
+
+
+def _record_of(api_key: ApiKey) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=api_key.pk,
+        prefix=api_key.prefix,
+        name=api_key.name,
+        organisation_id=api_key.organisation_id,
+        secret_hash=api_key.secret_hash,
+        scopes=tuple(api_key.scopes),
+        expires_at=api_key.expires_at.timestamp() if api_key.expires_at else None,
+        revoked=api_key.revoked_at is not None,
+    )
+
+
+def api_key_lookup(*, prefix: str) -> ApiKeyRecord | None:
+    """Find a key by its public prefix: the platform cache first, then the database.
+
+    Unknown prefixes are cached briefly too, so guessing keys does not turn
+    into one database query per guess.
+    """
+    key = api_key_cache_key(prefix)
+    cached = cache_get_many([key])
+    if key in cached:
+        value = cached[key]
+        if value is None or value == {}:
+            return None
+        return ApiKeyRecord(**{**value, "scopes": tuple(value["scopes"])})
+    api_key = ApiKey.objects.filter(prefix=prefix).first()
+    if api_key is None:
+        cache_set(key, {}, UNKNOWN_KEY_CACHE_SECONDS)
+        return None
+    record = _record_of(api_key)
+    cache_set(key, asdict(record), KEY_CACHE_SECONDS)
+    return record
+
+
+def api_key_list(*, organisation: Organisation, include_revoked: bool = True) -> QuerySet[ApiKey]:
+    queryset = ApiKey.objects.filter(organisation=organisation).select_related("created_by")
+    if not include_revoked:
+        queryset = queryset.filter(revoked_at__isnull=True)
+    return queryset.order_by("-created_at")
+
+
+def api_key_get(*, prefix: str) -> ApiKey | None:
+    return ApiKey.objects.filter(prefix=prefix).select_related("organisation").first()

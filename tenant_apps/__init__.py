@@ -1,0 +1,1 @@
+"""Django apps installed in every organisation's schema."""
