@@ -42,6 +42,9 @@ class Collection(models.Model):
     name = models.CharField(max_length=64, unique=True)
     conflict_policy = models.CharField(max_length=20, choices=ConflictPolicy.choices, default=ConflictPolicy.MERGE)
     json_schema = models.JSONField(null=True, blank=True)
+    # Live (non-deleted) documents, maintained by the sync engine per batch so
+    # listing collections and checking quotas never counts rows.
+    document_count = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,0 +1,210 @@
+"""Pure conflict logic: given a document's current state and a mutation, decide the outcome.
+
+No database here, so every rule can be read (and tested) on its own. The
+service in :mod:`sync.services` loads states, calls :func:`decide` for each
+mutation in order, and writes the results in bulk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sync.validation import Mutation
+
+Status = Literal["applied", "merged", "conflict", "duplicate", "rejected"]
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class DocState:
+    """A document as the batch sees it (loaded from the database or created by an earlier mutation)."""
+
+    collection_id: int
+    doc_id: str
+    data: dict[str, Any]
+    version: int
+    deleted: bool
+    field_versions: dict[str, int]
+    client_ts: int | None
+    last_device: str
+    exists: bool = True
+    dirty: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"data": self.data, "version": self.version, "deleted": self.deleted}
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: Status
+    # The resulting state when the server state differs from what the client sent.
+    return_state: bool = False
+    conflict: dict[str, Any] | None = None  # fields for a Conflict row
+    resolution: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _candidate(state: DocState | None, mutation: Mutation) -> tuple[dict[str, Any], bool]:
+    """The document a mutation produces when applied on ``state`` with no conflict."""
+    if mutation.op == "delete":
+        return (state.data if state else {}), True
+    if mutation.op == "put":
+        return dict(mutation.data or {}), False
+    base = {} if state is None or state.deleted else dict(state.data)
+    for key, value in (mutation.data or {}).items():
+        if value is None:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    return base, False
+
+
+def candidate_data(state: DocState | None, mutation: Mutation) -> dict[str, Any] | None:
+    """What a put/patch would store (for JSON Schema validation); ``None`` for a delete."""
+    if mutation.op == "delete":
+        return None
+    return _candidate(state, mutation)[0]
+
+
+def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    return {key for key in old.keys() | new.keys() if old.get(key, _MISSING) != new.get(key, _MISSING)}
+
+
+def _write(
+    state: DocState, data: dict[str, Any], deleted: bool, mutation: Mutation, device_id: str, now_ms: int
+) -> None:
+    """Apply a new version to ``state`` in memory (the service persists dirty states)."""
+    new_version = state.version + 1 if state.exists or state.dirty else 1
+    for key in _changed_fields(state.data if not state.deleted else {}, data if not deleted else {}):
+        state.field_versions[key] = new_version
+    if not state.exists and not state.dirty:
+        state.field_versions = dict.fromkeys(data, 1)
+    state.data = data
+    state.deleted = deleted
+    state.version = new_version
+    state.client_ts = mutation.client_ts if mutation.client_ts is not None else now_ms
+    state.last_device = device_id
+    state.dirty = True
+
+
+def new_state(collection_id: int, doc_id: str) -> DocState:
+    return DocState(
+        collection_id=collection_id,
+        doc_id=doc_id,
+        data={},
+        version=0,
+        deleted=False,
+        field_versions={},
+        client_ts=None,
+        last_device="",
+        exists=False,
+    )
+
+
+def _client_write(mutation: Mutation, device_id: str) -> dict[str, Any]:
+    return {
+        "op": mutation.op,
+        "data": mutation.data,
+        "base_version": mutation.base_version,
+        "client_ts": mutation.client_ts,
+        "mutation_id": mutation.mutation_id,
+        "device_id": device_id,
+    }
+
+
+def decide(state: DocState, mutation: Mutation, policy: str, device_id: str, now_ms: int) -> Outcome:
+    """Apply ``mutation`` to ``state`` (in place) under the collection's conflict ``policy``.
+
+    Rules (docs/sync-protocol.md explains them for client authors):
+
+    * new document, or ``base_version`` equal to the current version: applied;
+    * a write that would not change anything: applied, no new version;
+    * stale ``base_version``: the policy decides — ``merge`` merges disjoint
+      top-level fields (overlap keeps the server state and opens a conflict),
+      ``server_wins``/``client_wins``/``last_write_wins`` pick a side and record
+      a resolved conflict holding the losing side, ``manual`` opens a conflict.
+    """
+    exists = state.exists or state.dirty
+    if not exists:
+        data, deleted = _candidate(None, mutation)
+        _write(state, data, deleted, mutation, device_id, now_ms)
+        return Outcome("applied")
+
+    data, deleted = _candidate(state, mutation)
+    unchanged = deleted == state.deleted and (deleted or data == state.data)
+    if unchanged:
+        return Outcome("applied")
+
+    base = mutation.base_version or 0
+    if base == state.version:
+        _write(state, data, deleted, mutation, device_id, now_ms)
+        return Outcome("applied")
+
+    # Stale write: someone changed the document since the client's base version.
+    server_before = state.snapshot()
+    losing_client = {"client_write": _client_write(mutation, device_id), "server_state": server_before}
+
+    if policy == "merge":
+        merged = _merge(state, mutation, data, base)
+        if merged is not None:
+            _write(state, merged, False, mutation, device_id, now_ms)
+            return Outcome("merged", return_state=True)
+        return Outcome("conflict", return_state=True, conflict={**losing_client, "status": "open"}, resolution="open")
+    if policy == "manual":
+        return Outcome("conflict", return_state=True, conflict={**losing_client, "status": "open"}, resolution="open")
+    if policy == "server_wins":
+        return Outcome(
+            "conflict",
+            return_state=True,
+            conflict={**losing_client, "status": "resolved", "losing": "client", "resolution": "server_wins"},
+            resolution="server_wins",
+        )
+    client_wins = policy == "client_wins"
+    if policy == "last_write_wins":
+        client_clock = mutation.client_ts if mutation.client_ts is not None else now_ms
+        client_wins = (client_clock, device_id) > (state.client_ts or 0, state.last_device)
+    if client_wins:
+        _write(state, data, deleted, mutation, device_id, now_ms)
+        return Outcome(
+            "applied",
+            conflict={**losing_client, "status": "resolved", "losing": "server", "resolution": policy},
+            resolution=policy,
+        )
+    return Outcome(
+        "conflict",
+        return_state=True,
+        conflict={**losing_client, "status": "resolved", "losing": "client", "resolution": policy},
+        resolution=policy,
+    )
+
+
+def _merge(state: DocState, mutation: Mutation, candidate: dict[str, Any], base: int) -> dict[str, Any] | None:
+    """Field-level merge of a stale put/patch; ``None`` when the changes overlap.
+
+    Server-changed fields are those whose field version is newer than the
+    client's base. Client-changed fields are the patch's keys (a patch says
+    exactly what it changes) or, for a put, the fields whose value differs from
+    the server's — a put cannot say which fields it meant to change, so a field
+    changed on the server and merely stale on the client counts as overlap:
+    never lost, kept as a conflict. Deletes on either side always overlap.
+    """
+    if mutation.op == "delete" or state.deleted:
+        return None
+    server_changed = {key for key, version in state.field_versions.items() if version > base}
+    if mutation.op == "patch":
+        client_changed = set((mutation.data or {}).keys())
+    else:
+        client_changed = _changed_fields(state.data, candidate)
+    overlap = {
+        key for key in client_changed & server_changed if candidate.get(key, _MISSING) != state.data.get(key, _MISSING)
+    }
+    if overlap:
+        return None
+    merged = dict(state.data)
+    for key in client_changed:
+        if key in candidate:
+            merged[key] = candidate[key]
+        else:
+            merged.pop(key, None)
+    return merged

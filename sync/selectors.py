@@ -1,0 +1,192 @@
+"""Sync reads: the change feed (pull), documents, collections, conflicts, devices.
+
+The pull path hands stored JSON through as text: PostgreSQL renders
+``data::text`` and the response is assembled around it, so documents are never
+decoded and re-encoded in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.db.models import QuerySet
+
+from sync import checkpoints
+from sync.db import fast_cursor
+from sync.errors import CollectionNotFound, DocumentNotFound, ResetRequired
+from sync.limits import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT
+from tenant_apps.syncstore.models import Collection, Conflict, Device, SyncState
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """One page of the change feed, rows as raw JSON text fragments."""
+
+    rows: list[tuple[int, str, str, int, bool, str]]  # seq, collection, id, version, deleted, data json
+    last_seq: int
+    has_more: bool
+
+
+def horizon_seq() -> int:
+    return SyncState.objects.values_list("horizon_seq", flat=True).get(pk=1)
+
+
+def check_horizon(seq: int) -> None:
+    """A non-zero checkpoint below the tombstone horizon may have missed purged deletes."""
+    if seq > 0:
+        horizon = horizon_seq()
+        if seq < horizon:
+            raise ResetRequired(details={"checkpoint_seq": seq, "horizon_seq": horizon})
+
+
+def collection_ids(names: list[str]) -> dict[str, int]:
+    return dict(Collection.objects.filter(name__in=names).values_list("name", "id"))
+
+
+def changes_since(*, seq: int, limit: int, collection_ids: list[int] | None = None) -> ChangePage:
+    """Changes with ``seq`` greater than ``seq``, in seq (= commit) order, at most ``limit``."""
+    limit = max(1, min(limit, MAX_PULL_LIMIT))
+    params: list[Any] = [seq]
+    where = "d.seq > %s"
+    if collection_ids is not None:
+        if not collection_ids:
+            return ChangePage([], seq, False)
+        where += " AND d.collection_id = ANY(%b)"
+        params.append(collection_ids)
+    params.append(limit + 1)
+    with fast_cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT d.seq, c.name, d.doc_id, d.version, d.deleted, d.data::text
+            FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
+            WHERE {where} ORDER BY d.seq LIMIT %s
+            """,
+            params,
+        )
+        rows = cursor.fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return ChangePage(rows, rows[-1][0] if rows else seq, has_more)
+
+
+def _string(value: str) -> bytes:
+    return orjson.dumps(value)
+
+
+def render_pull(page: ChangePage) -> bytes:
+    """The native pull response body, built around the stored JSON text."""
+    parts: list[bytes] = []
+    for _seq, collection, doc_id, version, deleted, data in page.rows:
+        parts.append(
+            b'{"collection":%b,"id":%b,"version":%d,"deleted":%b,"data":%b}'
+            % (_string(collection), _string(doc_id), version, b"true" if deleted else b"false", data.encode())
+        )
+    return b'{"changes":[%b],"checkpoint":%b,"has_more":%b}' % (
+        b",".join(parts),
+        _string(checkpoints.encode(page.last_seq)),
+        b"true" if page.has_more else b"false",
+    )
+
+
+def pull_limit(raw: str | None) -> int:
+    from shared_apps.core.errors import InvalidInput
+
+    if raw in (None, ""):
+        return DEFAULT_PULL_LIMIT
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidInput("limit must be an integer.", code="invalid_limit") from exc
+    if not 1 <= value <= MAX_PULL_LIMIT:
+        raise InvalidInput(f"limit is between 1 and {MAX_PULL_LIMIT}.", code="invalid_limit")
+    return value
+
+
+def document_get(*, collection: str, doc_id: str) -> dict[str, Any]:
+    with fast_cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT d.doc_id, d.version, d.deleted, d.data, d.updated_at, d.last_device
+            FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
+            WHERE c.name = %s AND d.doc_id = %s
+            """,
+            [collection, doc_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise DocumentNotFound()
+    return _document_dict(collection, row)
+
+
+def _document_dict(collection: str, row: tuple) -> dict[str, Any]:
+    return {
+        "collection": collection,
+        "id": row[0],
+        "version": row[1],
+        "deleted": row[2],
+        "data": row[3],
+        "updated_at": row[4].isoformat(),
+        "last_device": row[5],
+    }
+
+
+def document_list(
+    *, collection: str, after: str | None, limit: int, include_deleted: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A collection's documents ordered by id (keyset pagination); returns the page and the next cursor."""
+    collection_id = Collection.objects.filter(name=collection).values_list("id", flat=True).first()
+    if collection_id is None:
+        raise CollectionNotFound()
+    params: list[Any] = [collection_id]
+    where = "d.collection_id = %s"
+    if not include_deleted:
+        where += " AND NOT d.deleted"
+    if after:
+        where += " AND d.doc_id > %s"
+        params.append(after)
+    params.append(limit + 1)
+    with fast_cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT d.doc_id, d.version, d.deleted, d.data, d.updated_at, d.last_device
+            FROM syncstore_document d WHERE {where} ORDER BY d.doc_id LIMIT %s
+            """,
+            params,
+        )
+        rows = cursor.fetchall()
+    documents = [_document_dict(collection, row) for row in rows[:limit]]
+    next_cursor = documents[-1]["id"] if len(rows) > limit else None
+    return documents, next_cursor
+
+
+def collection_list() -> QuerySet[Collection]:
+    return Collection.objects.order_by("name")
+
+
+def collection_get(*, name: str) -> Collection:
+    collection = Collection.objects.filter(name=name).first()
+    if collection is None:
+        raise CollectionNotFound()
+    return collection
+
+
+def conflict_list(*, status: str | None = "open", collection: str | None = None) -> QuerySet[Conflict]:
+    queryset = Conflict.objects.select_related("collection").order_by("-created_at", "-id")
+    if status:
+        queryset = queryset.filter(status=status)
+    if collection:
+        queryset = queryset.filter(collection__name=collection)
+    return queryset
+
+
+def device_list() -> QuerySet[Device]:
+    return Device.objects.order_by("-last_seen_at")
+
+
+def document_count_total() -> int:
+    """Live documents in the organisation (maintained counters, no row count)."""
+    from django.db.models import Sum
+
+    return Collection.objects.aggregate(total=Sum("document_count"))["total"] or 0

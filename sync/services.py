@@ -1,0 +1,479 @@
+"""Sync writes: push, conflict resolution, collection settings, devices, tombstone purge.
+
+Every writer of documents takes :func:`sync.db.tenant_write_lock` first (see
+:mod:`sync.db` for why), works in one transaction, and uses set-based SQL for
+the documents it writes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from django.db import transaction
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from shared_apps.audit.services import Actor, audit_record
+from shared_apps.core.errors import InvalidInput
+from sync import engine, store
+from sync.db import fast_cursor, tenant_write_lock
+from sync.engine import DocState, Outcome
+from sync.errors import (
+    BatchRejected,
+    CollectionNotFound,
+    ConflictAlreadyResolved,
+    ConflictNotFound,
+    DeviceRevoked,
+)
+from sync.limits import SyncLimits
+from sync.validation import Mutation, MutationError, mutation_error, validate_collection_name, validate_document_data
+from tenant_apps.syncstore.models import Collection, Conflict, ConflictPolicy, Device, SyncState
+from tenants.models import Organisation
+
+_validators: dict[tuple[int, str], Draft202012Validator] = {}
+
+
+@dataclass(frozen=True)
+class PushResult:
+    results: list[dict[str, Any]]
+    applied: int
+    conflicts: int
+
+
+def validator_for(collection: dict[str, Any]) -> Draft202012Validator | None:
+    schema = collection["json_schema"]
+    if not schema:
+        return None
+    key = (collection["id"], collection["updated_at"])
+    validator = _validators.get(key)
+    if validator is None:
+        if len(_validators) > 1000:
+            _validators.clear()
+        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        _validators[key] = validator
+    return validator
+
+
+def _device_touch_for_push(cursor: Any, device_id: str, meta: dict[str, str], mutations: int) -> None:
+    cursor.execute(
+        """
+        INSERT INTO syncstore_device AS d (device_id, first_seen_at, last_seen_at, last_push_at, user_agent,
+                                           app_version, pushes, pulls, mutations, conflicts)
+        VALUES (%s, now(), now(), now(), %s, %s, 1, 0, %s, 0)
+        ON CONFLICT (device_id) DO UPDATE SET
+            last_seen_at = now(), last_push_at = now(), pushes = d.pushes + 1, mutations = d.mutations + %s,
+            user_agent = COALESCE(NULLIF(EXCLUDED.user_agent, ''), d.user_agent),
+            app_version = COALESCE(NULLIF(EXCLUDED.app_version, ''), d.app_version)
+        RETURNING revoked_at
+        """,
+        [device_id, meta.get("user_agent", ""), meta.get("app_version", ""), mutations, mutations],
+    )
+    (revoked_at,) = cursor.fetchone()
+    if revoked_at is not None:
+        raise DeviceRevoked()
+
+
+def _stored_results(cursor: Any, device_id: str, mutation_ids: list[str]) -> dict[str, dict[str, Any]]:
+    cursor.execute(
+        "SELECT mutation_id, result FROM syncstore_idempotencyrecord WHERE device_id = %s AND mutation_id = ANY(%b)",
+        [device_id, mutation_ids],
+    )
+    return dict(cursor.fetchall())
+
+
+def _result(mutation: Mutation, outcome: Outcome, state: DocState) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "mutation_id": mutation.mutation_id,
+        "status": outcome.status,
+        "collection": mutation.collection,
+        "id": mutation.doc_id,
+        "version": state.version,
+    }
+    if outcome.return_state:
+        result["data"] = state.data
+        result["deleted"] = state.deleted
+    if outcome.resolution:
+        result["resolution"] = outcome.resolution
+    return result
+
+
+def _insert_conflicts(pending: list[tuple[dict[str, Any], Mutation, int, str, str]]) -> list[int]:
+    rows = [
+        Conflict(
+            collection_id=collection_id,
+            doc_id=mutation.doc_id,
+            device_id=device_id,
+            mutation_id=mutation.mutation_id,
+            base_version=mutation.base_version,
+            server_version=conflict["server_state"]["version"],
+            client_write=conflict["client_write"],
+            server_state=conflict["server_state"],
+            losing=conflict.get("losing", ""),
+            policy=policy,
+            status=conflict["status"],
+            resolution=conflict.get("resolution", ""),
+            resolved_by="policy" if conflict["status"] == "resolved" else "",
+            resolved_at=timezone.now() if conflict["status"] == "resolved" else None,
+        )
+        for conflict, mutation, collection_id, policy, device_id in pending
+    ]
+    return [row.pk for row in Conflict.objects.bulk_create(rows)]
+
+
+def sync_push_apply(
+    *, device_id: str, mutations: list[Mutation], meta: dict[str, str], limits: SyncLimits
+) -> PushResult:
+    """Apply a validated batch in one transaction; return one result per mutation, in order.
+
+    The batch is atomic: a mutation that turns out invalid against server state
+    (JSON Schema, unknown collection with strict collections on, a base version
+    from the future) rejects the whole batch with ``batch_rejected`` and nothing
+    is written. Conflicts are outcomes, not errors.
+    """
+    now_ms = int(time.time() * 1000)
+    with transaction.atomic():
+        tenant_write_lock()
+        with fast_cursor() as cursor:
+            _device_touch_for_push(cursor, device_id, meta, len(mutations))
+            if not mutations:
+                return PushResult([], 0, 0)
+            stored = _stored_results(cursor, device_id, [m.mutation_id for m in mutations])
+            fresh = [m for m in mutations if m.mutation_id not in stored]
+            strict = SyncState.objects.values_list("strict_collections", flat=True).get(pk=1)
+            collections = store.load_collections(
+                cursor, sorted({m.collection for m in fresh}), create_missing=not strict
+            )
+            errors = [
+                mutation_error(m.index, {"mutation_id": m.mutation_id}, "unknown_collection", "No such collection.")
+                for m in fresh
+                if m.collection not in collections
+            ]
+            if errors:
+                raise BatchRejected(details={"errors": errors})
+            keys = sorted({(collections[m.collection]["id"], m.doc_id) for m in fresh})
+            states = store.load_states(cursor, keys)
+            outcomes: list[dict[str, Any] | None] = []
+            pending_conflicts: list[tuple[dict[str, Any], Mutation, int, str, str]] = []
+            conflict_slots: list[int] = []
+            count_deltas: dict[int, int] = {}
+            for mutation in mutations:
+                if mutation.mutation_id in stored:
+                    outcomes.append(None)
+                    continue
+                collection = collections[mutation.collection]
+                key = (collection["id"], mutation.doc_id)
+                state = states.get(key)
+                if state is None:
+                    state = states[key] = engine.new_state(collection["id"], mutation.doc_id)
+                if mutation.base_version is not None and mutation.base_version > state.version:
+                    errors.append(
+                        mutation_error(
+                            mutation.index,
+                            {"mutation_id": mutation.mutation_id},
+                            "invalid_base_version",
+                            f"base_version {mutation.base_version} is newer than the server's {state.version}.",
+                        )
+                    )
+                    outcomes.append(None)
+                    continue
+                validator = validator_for(collection)
+                if validator is not None and mutation.op != "delete":
+                    candidate = engine.candidate_data(state, mutation)
+                    problem = next(iter(validator.iter_errors(candidate)), None)
+                    if problem is not None:
+                        errors.append(
+                            mutation_error(
+                                mutation.index,
+                                {"mutation_id": mutation.mutation_id},
+                                "schema_violation",
+                                f"{'/'.join(str(p) for p in problem.absolute_path) or '(root)'}: {problem.message}",
+                            )
+                        )
+                        outcomes.append(None)
+                        continue
+                was_live = (state.exists or state.dirty) and not state.deleted
+                outcome = engine.decide(state, mutation, collection["policy"], device_id, now_ms)
+                is_live = (state.exists or state.dirty) and not state.deleted
+                count_deltas[collection["id"]] = count_deltas.get(collection["id"], 0) + int(is_live) - int(was_live)
+                if outcome.conflict is not None:
+                    conflict_slots.append(len(outcomes))
+                    pending_conflicts.append(
+                        (outcome.conflict, mutation, collection["id"], collection["policy"], device_id)
+                    )
+                # The result is taken now: later mutations in the batch may change the same document.
+                outcomes.append(_result(mutation, outcome, state))
+            if errors:
+                raise BatchRejected(details={"errors": errors})
+
+            conflict_ids = _insert_conflicts(pending_conflicts) if pending_conflicts else []
+            results: list[dict[str, Any]] = []
+            new_records: list[tuple[str, str]] = []
+            slot_to_conflict = dict(zip(conflict_slots, conflict_ids, strict=True))
+            for position, (mutation, item) in enumerate(zip(mutations, outcomes, strict=True)):
+                if item is None:
+                    replay = dict(stored[mutation.mutation_id])
+                    replay["original_status"] = replay["status"]
+                    replay["status"] = "duplicate"
+                    results.append(replay)
+                    continue
+                result = item
+                if position in slot_to_conflict:
+                    result["conflict_id"] = slot_to_conflict[position]
+                results.append(result)
+                new_records.append((mutation.mutation_id, orjson.dumps(result).decode()))
+
+            store.write_documents(cursor, [s for s in states.values() if s.dirty])
+            store.adjust_counts(cursor, count_deltas)
+            if new_records:
+                cursor.execute(
+                    """
+                    INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
+                    SELECT %s, u.m, u.r::jsonb, now() FROM unnest(%b::text[], %b::text[]) AS u(m, r)
+                    """,
+                    [device_id, [r[0] for r in new_records], [r[1] for r in new_records]],
+                )
+            if conflict_ids:
+                cursor.execute(
+                    "UPDATE syncstore_device SET conflicts = conflicts + %s WHERE device_id = %s",
+                    [len(conflict_ids), device_id],
+                )
+    applied = sum(1 for r in results if r["status"] in ("applied", "merged"))
+    conflicts = sum(1 for r in results if r["status"] == "conflict")
+    return PushResult(results, applied, conflicts)
+
+
+def device_touch_for_pull(*, device_id: str, seq: int) -> None:
+    """Record a pull (upserting the device); refuse a revoked device."""
+    with transaction.atomic(), fast_cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO syncstore_device AS d (device_id, first_seen_at, last_seen_at, last_pull_at, last_pull_seq,
+                                               user_agent, app_version, pushes, pulls, mutations, conflicts)
+            VALUES (%s, now(), now(), now(), %s, '', '', 0, 1, 0, 0)
+            ON CONFLICT (device_id) DO UPDATE SET
+                last_seen_at = now(), last_pull_at = now(), last_pull_seq = EXCLUDED.last_pull_seq,
+                pulls = d.pulls + 1
+            RETURNING revoked_at
+            """,
+            [device_id, seq],
+        )
+        (revoked_at,) = cursor.fetchone()
+        if revoked_at is not None:
+            raise DeviceRevoked()
+
+
+def device_check(*, device_id: str) -> None:
+    """Refuse a revoked device before doing any work for it."""
+    if Device.objects.filter(device_id=device_id, revoked_at__isnull=False).exists():
+        raise DeviceRevoked()
+
+
+@transaction.atomic
+def device_revoke(*, actor: Actor, organisation: Organisation, device_id: str) -> Device:
+    device = Device.objects.select_for_update().filter(device_id=device_id).first()
+    if device is None:
+        from sync.errors import DocumentNotFound
+
+        raise DocumentNotFound("No such device.", code="device_not_found")
+    if device.revoked_at is None:
+        device.revoked_at = timezone.now()
+        device.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor, action="device.revoked", organisation=organisation, target_type="device", target_id=device_id
+        )
+    return device
+
+
+def _validate_json_schema(schema: Any) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        raise InvalidInput("json_schema must be a JSON object or null.", code="invalid_json_schema")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidInput(
+            f"json_schema is not a valid JSON Schema: {exc.message}", code="invalid_json_schema"
+        ) from exc
+    return schema
+
+
+@transaction.atomic
+def collection_update(
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    name: str,
+    conflict_policy: str | None = None,
+    json_schema: Any = ...,
+    create: bool = False,
+) -> Collection:
+    """Change a collection's conflict policy and/or JSON Schema (``create`` makes it if missing)."""
+    try:
+        validate_collection_name(name)
+    except MutationError as exc:
+        raise InvalidInput(exc.message, code=exc.code) from exc
+    collection = Collection.objects.select_for_update().filter(name=name).first()
+    if collection is None:
+        if not create:
+            raise CollectionNotFound()
+        collection = Collection(name=name)
+    changes: dict[str, Any] = {}
+    if conflict_policy is not None:
+        if conflict_policy not in ConflictPolicy.values:
+            raise InvalidInput(
+                f"Unknown conflict policy {conflict_policy!r}.",
+                code="invalid_conflict_policy",
+                details={"allowed": ConflictPolicy.values},
+            )
+        if conflict_policy != collection.conflict_policy:
+            changes["conflict_policy"] = {"from": collection.conflict_policy, "to": conflict_policy}
+        collection.conflict_policy = conflict_policy
+    if json_schema is not ...:
+        collection.json_schema = _validate_json_schema(json_schema)
+        changes["json_schema"] = "set" if json_schema is not None else "removed"
+    collection.save()
+    audit_record(
+        actor=actor,
+        action="collection.updated",
+        organisation=organisation,
+        target_type="collection",
+        target_id=name,
+        details=changes,
+    )
+    return collection
+
+
+@transaction.atomic
+def sync_settings_update(*, actor: Actor, organisation: Organisation, strict_collections: bool) -> SyncState:
+    state = SyncState.objects.select_for_update().get(pk=1)
+    state.strict_collections = strict_collections
+    state.save(update_fields=["strict_collections"])
+    audit_record(
+        actor=actor,
+        action="sync.settings_updated",
+        organisation=organisation,
+        target_type="sync_settings",
+        details={"strict_collections": strict_collections},
+    )
+    return state
+
+
+def _put_mutation(collection: str, doc_id: str, op: str, data: dict[str, Any] | None, base_version: int) -> Mutation:
+    return Mutation(
+        index=0,
+        mutation_id=f"resolution-{doc_id}",
+        collection=collection,
+        doc_id=doc_id,
+        op=op,
+        base_version=base_version,
+        data=data,
+        client_ts=None,
+    )
+
+
+def conflict_resolve(
+    *,
+    actor: Actor,
+    organisation: Organisation,
+    conflict_id: int,
+    choose: str,
+    data: Any = None,
+    limits: SyncLimits,
+) -> tuple[Conflict, dict[str, Any]]:
+    """Resolve an open conflict: keep the ``server`` state, take the ``client`` write, or store ``merged`` data.
+
+    Taking the client write or merged data makes a normal new version, which
+    every device then pulls. Returns the conflict and the document's state.
+    """
+    if choose not in ("server", "client", "merged"):
+        raise InvalidInput("choose is one of server, client, merged.", code="invalid_choice")
+    if choose == "merged":
+        try:
+            data = validate_document_data(data, limits)
+        except MutationError as exc:
+            raise InvalidInput(exc.message, code=exc.code) from exc
+    elif data is not None:
+        raise InvalidInput("data is only given with choose=merged.", code="invalid_choice")
+    with transaction.atomic():
+        tenant_write_lock()
+        conflict = Conflict.objects.select_for_update().select_related("collection").filter(pk=conflict_id).first()
+        if conflict is None:
+            raise ConflictNotFound()
+        if conflict.status != "open":
+            raise ConflictAlreadyResolved()
+        collection = conflict.collection
+        with fast_cursor() as cursor:
+            states = store.load_states(cursor, [(collection.id, conflict.doc_id)])
+            state = states.get((collection.id, conflict.doc_id)) or engine.new_state(collection.id, conflict.doc_id)
+            was_live = (state.exists or state.dirty) and not state.deleted
+            if choose != "server":
+                if choose == "client":
+                    write = conflict.client_write
+                    mutation = _put_mutation(
+                        collection.name, conflict.doc_id, write["op"], write["data"], state.version
+                    )
+                else:
+                    mutation = _put_mutation(collection.name, conflict.doc_id, "put", data, state.version)
+                validator = validator_for(
+                    {
+                        "id": collection.id,
+                        "json_schema": collection.json_schema,
+                        "updated_at": str(collection.updated_at),
+                    }
+                )
+                candidate = engine.candidate_data(state, mutation)
+                if validator is not None and candidate is not None:
+                    problem = next(iter(validator.iter_errors(candidate)), None)
+                    if problem is not None:
+                        raise InvalidInput(
+                            f"The data violates the collection's JSON Schema: {problem.message}",
+                            code="schema_violation",
+                        )
+                engine.decide(state, mutation, "manual", f"resolution:{actor.label}"[:128], int(time.time() * 1000))
+                store.write_documents(cursor, [state] if state.dirty else [])
+                is_live = (state.exists or state.dirty) and not state.deleted
+                store.adjust_counts(cursor, {collection.id: int(is_live) - int(was_live)})
+        conflict.status = "resolved"
+        conflict.resolution = choose
+        conflict.resolved_by = actor.label
+        conflict.resolved_at = timezone.now()
+        conflict.losing = "client" if choose == "server" else ("server" if choose == "client" else "both")
+        conflict.save(update_fields=["status", "resolution", "resolved_by", "resolved_at", "losing"])
+        audit_record(
+            actor=actor,
+            action="conflict.resolved",
+            organisation=organisation,
+            target_type="conflict",
+            target_id=conflict.pk,
+            details={"collection": collection.name, "document": conflict.doc_id, "choose": choose},
+        )
+    return conflict, state.snapshot()
+
+
+def tombstones_purge(*, older_than: timedelta) -> dict[str, int]:
+    """Delete tombstones older than ``older_than`` and move the horizon past them.
+
+    A client whose checkpoint is below the new horizon may have missed one of
+    the purged deletes, so its next pull gets ``410 reset_required``.
+    """
+    cutoff = timezone.now() - older_than
+    with transaction.atomic():
+        tenant_write_lock()
+        with fast_cursor() as cursor:
+            cursor.execute("DELETE FROM syncstore_document WHERE deleted AND updated_at < %s RETURNING seq", [cutoff])
+            purged = [row[0] for row in cursor.fetchall()]
+            horizon = max(purged, default=0)
+            if purged:
+                cursor.execute(
+                    "UPDATE syncstore_syncstate SET horizon_seq = GREATEST(horizon_seq, %s), purged_at = now()",
+                    [horizon],
+                )
+            cursor.execute("SELECT horizon_seq FROM syncstore_syncstate WHERE id = 1")
+            (current_horizon,) = cursor.fetchone()
+    return {"purged": len(purged), "horizon_seq": current_horizon}

@@ -1,0 +1,95 @@
+"""Set-based reads and writes of an organisation's documents, shared by every sync protocol.
+
+Callers hold :func:`sync.db.tenant_write_lock` and pass a :func:`sync.db.fast_cursor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sync.engine import DocState
+
+
+def load_collections(cursor: Any, names: list[str], *, create_missing: bool) -> dict[str, dict[str, Any]]:
+    query = (
+        "SELECT id, name, conflict_policy, json_schema, updated_at::text FROM syncstore_collection WHERE name = ANY(%b)"
+    )
+    cursor.execute(query, [names])
+    found = {row[1]: collection_row(row) for row in cursor.fetchall()}
+    missing = [name for name in names if name not in found]
+    if missing and create_missing:
+        cursor.execute(
+            """
+            INSERT INTO syncstore_collection
+                (name, conflict_policy, json_schema, document_count, created_at, updated_at)
+            SELECT n, 'merge', NULL, 0, now(), now() FROM unnest(%b::text[]) AS n
+            ON CONFLICT (name) DO NOTHING
+            """,
+            [missing],
+        )
+        cursor.execute(query, [missing])
+        found.update({row[1]: collection_row(row) for row in cursor.fetchall()})
+    return found
+
+
+def collection_row(row: tuple) -> dict[str, Any]:
+    return {"id": row[0], "name": row[1], "policy": row[2], "json_schema": row[3], "updated_at": row[4]}
+
+
+def load_states(cursor: Any, keys: list[tuple[int, str]]) -> dict[tuple[int, str], DocState]:
+    if not keys:
+        return {}
+    cursor.execute(
+        """
+        SELECT d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device
+        FROM syncstore_document d
+        JOIN unnest(%b::bigint[], %b::text[]) AS k(cid, did) ON d.collection_id = k.cid AND d.doc_id = k.did
+        """,
+        [[k[0] for k in keys], [k[1] for k in keys]],
+    )
+    return {(row[0], row[1]): DocState(*row) for row in cursor.fetchall()}
+
+
+def write_documents(cursor: Any, states: list[DocState]) -> None:
+    if not states:
+        return
+    data_json = [orjson.dumps(s.data).decode() for s in states]
+    cursor.execute(
+        """
+        INSERT INTO syncstore_document AS d (collection_id, doc_id, data, version, deleted, field_versions,
+                                             client_ts, size_bytes, last_device, created_at, updated_at)
+        SELECT u.cid, u.did, u.data::jsonb, u.version, u.deleted, u.fv::jsonb, u.ts, u.size, u.dev, now(), now()
+        FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::int[], %b::bool[], %b::text[], %b::bigint[],
+                    %b::int[], %b::text[]) AS u(cid, did, data, version, deleted, fv, ts, size, dev)
+        ON CONFLICT (collection_id, doc_id) DO UPDATE SET
+            data = EXCLUDED.data, version = EXCLUDED.version, deleted = EXCLUDED.deleted,
+            field_versions = EXCLUDED.field_versions, client_ts = EXCLUDED.client_ts,
+            size_bytes = EXCLUDED.size_bytes, last_device = EXCLUDED.last_device,
+            updated_at = EXCLUDED.updated_at, seq = nextval('syncstore_change_seq')
+        """,
+        [
+            [s.collection_id for s in states],
+            [s.doc_id for s in states],
+            data_json,
+            [s.version for s in states],
+            [s.deleted for s in states],
+            [orjson.dumps(s.field_versions).decode() for s in states],
+            [s.client_ts for s in states],
+            [len(d) for d in data_json],
+            [s.last_device for s in states],
+        ],
+    )
+
+
+def adjust_counts(cursor: Any, deltas: dict[int, int]) -> None:
+    deltas = {cid: delta for cid, delta in deltas.items() if delta}
+    if deltas:
+        cursor.execute(
+            """
+            UPDATE syncstore_collection c SET document_count = c.document_count + u.delta
+            FROM unnest(%b::bigint[], %b::bigint[]) AS u(cid, delta) WHERE c.id = u.cid
+            """,
+            [list(deltas), list(deltas.values())],
+        )

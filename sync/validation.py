@@ -1,0 +1,196 @@
+"""Strict, fast validation of sync input (the push hot path bypasses DRF serializers).
+
+Every problem is reported with the offending mutation's index and id and a
+stable code, and a batch with any invalid mutation is rejected whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared_apps.core.errors import InvalidInput
+from sync.errors import BatchRejected, BatchTooLarge
+from sync.limits import (
+    MAX_DEVICE_ID_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_JSON_DEPTH,
+    MAX_MUTATION_ID_LENGTH,
+    SyncLimits,
+)
+
+COLLECTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# Any printable text without control characters (ids end up in URLs and logs).
+_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+OPERATIONS = frozenset({"put", "patch", "delete"})
+
+
+@dataclass(slots=True)
+class Mutation:
+    index: int
+    mutation_id: str
+    collection: str
+    doc_id: str
+    op: str
+    base_version: int | None
+    data: dict[str, Any] | None
+    client_ts: int | None
+
+
+class MutationError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+def parse_json_body(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The body is not valid JSON: {exc}", code="malformed_json") from exc
+
+
+def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``value`` nests no deeper than ``limit`` (iterative: no recursion limit to hit)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, dict | list))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+    return True
+
+
+def validate_collection_name(name: Any) -> str:
+    if not isinstance(name, str) or not COLLECTION_NAME_RE.match(name):
+        raise MutationError(
+            "invalid_collection", "A collection name is a letter then up to 63 letters, digits or underscores."
+        )
+    return name
+
+
+def validate_document_id(doc_id: Any) -> str:
+    if not isinstance(doc_id, str) or not doc_id or len(doc_id) > MAX_ID_LENGTH or not _ID_RE.match(doc_id):
+        raise MutationError(
+            "invalid_document_id", f"A document id is 1 to {MAX_ID_LENGTH} characters without control characters."
+        )
+    return doc_id
+
+
+def validate_document_data(data: Any, limits: SyncLimits) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise MutationError("invalid_data", "data must be a JSON object.")
+    if not json_depth_ok(data):
+        raise MutationError("too_deep", f"data nests deeper than {MAX_JSON_DEPTH} levels.")
+    size = len(orjson.dumps(data))
+    if size > limits.max_document_bytes:
+        raise MutationError(
+            "document_too_large", f"The document is {size} bytes; the limit is {limits.max_document_bytes}."
+        )
+    return data
+
+
+def validate_device_id(device_id: Any) -> str:
+    if (
+        not isinstance(device_id, str)
+        or not device_id
+        or len(device_id) > MAX_DEVICE_ID_LENGTH
+        or not _ID_RE.match(device_id)
+    ):
+        raise InvalidInput(
+            f"device_id is required: 1 to {MAX_DEVICE_ID_LENGTH} characters without control characters.",
+            code="invalid_device_id",
+        )
+    return device_id
+
+
+def _mutation(index: int, raw: Any, limits: SyncLimits) -> Mutation:
+    if not isinstance(raw, dict):
+        raise MutationError("invalid_mutation", "Each mutation must be a JSON object.")
+    mutation_id = raw.get("mutation_id")
+    if (
+        not isinstance(mutation_id, str)
+        or not mutation_id
+        or len(mutation_id) > MAX_MUTATION_ID_LENGTH
+        or not _ID_RE.match(mutation_id)
+    ):
+        raise MutationError("invalid_mutation_id", f"mutation_id is 1 to {MAX_MUTATION_ID_LENGTH} characters.")
+    collection = validate_collection_name(raw.get("collection"))
+    doc_id = validate_document_id(raw.get("id"))
+    op = raw.get("op")
+    if op not in OPERATIONS:
+        raise MutationError("invalid_operation", "op must be one of put, patch, delete.")
+    base_version = raw.get("base_version")
+    if base_version is not None and (
+        not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0
+    ):
+        raise MutationError("invalid_base_version", "base_version is a non-negative integer or null.")
+    client_ts = raw.get("client_ts")
+    if client_ts is not None and (not isinstance(client_ts, int) or isinstance(client_ts, bool) or client_ts < 0):
+        raise MutationError("invalid_client_ts", "client_ts is a non-negative integer (milliseconds) or null.")
+    data = None
+    if op in ("put", "patch"):
+        data = validate_document_data(raw.get("data"), limits)
+    elif raw.get("data") is not None:
+        raise MutationError("invalid_data", "A delete carries no data.")
+    unknown = set(raw) - {"mutation_id", "collection", "id", "op", "base_version", "data", "client_ts"}
+    if unknown:
+        raise MutationError("unknown_fields", f"Unknown fields: {', '.join(sorted(unknown))}.")
+    return Mutation(index, mutation_id, collection, doc_id, op, base_version, data, client_ts)
+
+
+def mutation_error(index: int, raw: Any, code: str, message: str) -> dict[str, Any]:
+    mutation_id = raw.get("mutation_id") if isinstance(raw, dict) else None
+    return {
+        "index": index,
+        "mutation_id": mutation_id if isinstance(mutation_id, str) else None,
+        "code": code,
+        "message": message,
+    }
+
+
+def parse_push(body: Any, limits: SyncLimits) -> tuple[str, dict[str, str], list[Mutation]]:
+    """Validate a push body: ``{"device_id", "mutations": [...], "client"?: {"user_agent", "app_version"}}``."""
+    if not isinstance(body, dict):
+        raise InvalidInput("The body must be a JSON object.", code="invalid_body")
+    device_id = validate_device_id(body.get("device_id"))
+    raw_mutations = body.get("mutations")
+    if not isinstance(raw_mutations, list):
+        raise InvalidInput("mutations must be a list.", code="invalid_body")
+    if len(raw_mutations) > limits.max_batch_mutations:
+        raise BatchTooLarge(
+            details={"limit": limits.max_batch_mutations, "received": len(raw_mutations)},
+        )
+    client = body.get("client") or {}
+    if not isinstance(client, dict):
+        raise InvalidInput("client must be an object.", code="invalid_body")
+    meta = {
+        "user_agent": str(client.get("user_agent") or "")[:300],
+        "app_version": str(client.get("app_version") or "")[:100],
+    }
+    mutations: list[Mutation] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_mutations):
+        try:
+            mutation = _mutation(index, raw, limits)
+        except MutationError as exc:
+            errors.append(mutation_error(index, raw, exc.code, exc.message))
+            continue
+        if mutation.mutation_id in seen:
+            errors.append(
+                mutation_error(index, raw, "duplicate_mutation_id", "The same mutation_id appears twice in the batch.")
+            )
+            continue
+        seen.add(mutation.mutation_id)
+        mutations.append(mutation)
+    if errors:
+        raise BatchRejected(details={"errors": errors})
+    return device_id, meta, mutations
