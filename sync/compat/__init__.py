@@ -1,0 +1,207 @@
+"""Compatibility adapters: RxDB replication and WatermelonDB sync over Outpost's own documents.
+
+Both protocols read and write the same documents table, versions, change order
+(``seq``) and tombstones as the native protocol, so a document written through
+one protocol is pulled through every other. This module holds what the two
+adapters share: the locked write path, the change-feed position checks and the
+rendering of stored JSON into client records without decoding it. See
+docs/compat.md for the client side.
+
+Stored data never holds the document id: the adapters strip ``id`` (and their
+protocols' bookkeeping fields) from records before storing and add it back on
+output, so native clients see the same fields as RxDB and WatermelonDB ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.db import transaction
+from rest_framework.request import Request
+
+from shared_apps.core.errors import InvalidInput
+from sync import engine, services, store
+from sync.db import fast_cursor, tenant_write_lock
+from sync.engine import DocState
+from sync.errors import ResetRequired
+from sync.validation import Mutation, MutationError, validate_collection_name, validate_device_id
+from tenant_apps.syncstore.models import SyncState
+
+DEVICE_HEADER = "HTTP_X_OUTPOST_DEVICE"
+
+
+def device_id_for(request: Request, default: str) -> str:
+    """The device a compat request writes as: the ``X-Outpost-Device`` header, else the protocol's name."""
+    raw = request.META.get(DEVICE_HEADER)
+    if raw is None:
+        return default
+    return validate_device_id(raw)
+
+
+def device_given(request: Request) -> str | None:
+    raw = request.META.get(DEVICE_HEADER)
+    return None if raw is None else validate_device_id(raw)
+
+
+def client_meta(request: Request) -> dict[str, str]:
+    return {"user_agent": str(request.META.get("HTTP_USER_AGENT") or "")[:300], "app_version": ""}
+
+
+def collection_name(name: str) -> str:
+    try:
+        return validate_collection_name(name)
+    except MutationError as exc:
+        raise InvalidInput(exc.message, code=exc.code) from exc
+
+
+def check_position(seq: int) -> None:
+    """Refuse a change-feed position this server cannot continue from without losing changes.
+
+    ``seq`` is the last change the client has seen. Below the tombstone horizon
+    the client may have missed purged deletes; above the newest number the
+    sequence ever handed out, the server is not the one the client synced with
+    (restored from a backup, say) and the client may hold changes this server
+    never had. Both get ``410 reset_required``.
+    """
+    if seq <= 0:
+        return
+    with fast_cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT s.horizon_seq, CASE WHEN q.is_called THEN q.last_value ELSE 0 END
+            FROM syncstore_syncstate s, syncstore_change_seq q WHERE s.id = 1
+            """
+        )
+        horizon, newest = cursor.fetchone()
+    if seq < horizon:
+        raise ResetRequired(details={"checkpoint_seq": seq, "horizon_seq": horizon})
+    if seq > newest:
+        raise ResetRequired(
+            "The checkpoint is ahead of this server's change feed (was the server restored from a backup?); "
+            "discard local data and pull from the start.",
+            details={"checkpoint_seq": seq, "newest_seq": newest},
+        )
+
+
+def render_record(doc_id: str, data_text: str, extra: bytes = b"") -> bytes:
+    """``{"id": doc_id, <extra>, ...stored fields}`` from the stored JSON text, without decoding it.
+
+    ``data_text`` is PostgreSQL's rendering of a JSON object with the keys the
+    record adds already removed (so no key appears twice).
+    """
+    head = b'{"id":' + orjson.dumps(doc_id) + extra
+    if data_text == "{}":
+        return head + b"}"
+    return head + b"," + data_text[1:].encode()
+
+
+def is_live(state: DocState) -> bool:
+    return (state.exists or state.dirty) and not state.deleted
+
+
+def exists(state: DocState) -> bool:
+    return state.exists or state.dirty
+
+
+@dataclass
+class DocumentWriter:
+    """Applies whole-document writes to loaded states through the engine, then persists them in bulk.
+
+    Every write carries ``base_version`` equal to the current version, so the
+    engine applies it directly (a write equal to the stored state makes no new
+    version). The compat protocols detect conflicts themselves, before writing.
+    """
+
+    cursor: Any
+    device_id: str
+    states: dict[tuple[int, str], DocState]
+    now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    count_deltas: dict[int, int] = field(default_factory=dict)
+
+    def state(self, collection_id: int, doc_id: str) -> DocState:
+        key = (collection_id, doc_id)
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = engine.new_state(collection_id, doc_id)
+        return state
+
+    def _decide(self, collection: str, state: DocState, op: str, data: dict[str, Any] | None) -> None:
+        mutation = Mutation(
+            index=0,
+            mutation_id=f"{self.device_id}:{state.doc_id}"[:128],
+            collection=collection,
+            doc_id=state.doc_id,
+            op=op,
+            base_version=state.version,
+            data=data,
+            client_ts=None,
+        )
+        engine.decide(state, mutation, "manual", self.device_id, self.now_ms)
+
+    def set(self, collection: dict[str, Any], state: DocState, data: dict[str, Any], deleted: bool) -> None:
+        """Make the document exactly ``data`` (a tombstone when ``deleted``)."""
+        was_live = is_live(state)
+        if deleted:
+            # A tombstone keeps the fields it was deleted with; when the client deletes a
+            # document it holds with other fields (or one the server never had), store them first.
+            if not exists(state) or state.data != data:
+                self._decide(collection["name"], state, "put", data)
+            self._decide(collection["name"], state, "delete", None)
+        else:
+            self._decide(collection["name"], state, "put", data)
+        delta = int(is_live(state)) - int(was_live)
+        self.count_deltas[collection["id"]] = self.count_deltas.get(collection["id"], 0) + delta
+
+    def delete(self, collection: dict[str, Any], state: DocState) -> None:
+        """Tombstone an existing document, keeping its last fields; nothing for an unknown or deleted one."""
+        if is_live(state):
+            self.set(collection, state, state.data, True)
+
+    def flush(self) -> int:
+        dirty = [s for s in self.states.values() if s.dirty]
+        store.write_documents(self.cursor, dirty)
+        store.adjust_counts(self.cursor, self.count_deltas)
+        return len(dirty)
+
+
+def schema_problem(collection: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """The first JSON Schema violation of ``data`` in ``collection``, as ``path: message``."""
+    validator = services.validator_for(collection)
+    if validator is None:
+        return None
+    problem = next(iter(validator.iter_errors(data)), None)
+    if problem is None:
+        return None
+    return f"{'/'.join(str(p) for p in problem.absolute_path) or '(root)'}: {problem.message}"
+
+
+@contextmanager
+def locked_write(
+    *, device_id: str, meta: dict[str, str], records: int, names: list[str]
+) -> Iterator[tuple[Any, dict[str, dict[str, Any]]]]:
+    """One transaction holding the organisation's write lock: yields a fast cursor and the named collections.
+
+    Unknown collections are created unless the organisation has strict
+    collections on, in which case the request is refused with
+    ``unknown_collection`` and nothing is written. The device is recorded (and
+    refused if revoked) as for a native push.
+    """
+    with transaction.atomic():
+        tenant_write_lock()
+        with fast_cursor() as cursor:
+            services._device_touch_for_push(cursor, device_id, meta, records)
+            strict = SyncState.objects.values_list("strict_collections", flat=True).get(pk=1)
+            collections = store.load_collections(cursor, sorted(set(names)), create_missing=not strict)
+            missing = sorted(set(names) - set(collections))
+            if missing:
+                raise InvalidInput(
+                    "Strict collections are on and these collections are not declared.",
+                    code="unknown_collection",
+                    details={"collections": missing},
+                )
+            yield cursor, collections

@@ -1,0 +1,143 @@
+"""Convergence: devices that go offline, write, and sync in random orders end identical to the server.
+
+A property-based test: hypothesis generates interleavings of offline writes
+(put / patch / delete on a small set of documents, so they collide) and syncs
+(push pending, adopt results, pull from the checkpoint) for several simulated
+devices, under every conflict policy. After everyone stops writing and syncs,
+every device holds exactly the server's live documents.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared_apps.apikeys.services import api_key_create
+from shared_apps.audit.services import CLI
+from tenants.services import organisation_create_and_provision
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+DOC_IDS = ["a", "b", "c"]
+FIELDS = ["title", "done", "qty"]
+DEVICES = 3
+_orgs = itertools.count(1)
+
+
+@dataclass
+class Device:
+    name: str
+    local: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {data, version, deleted}
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: str | None = None
+    counter: int = 0
+
+    def write(self, op: str, doc_id: str, payload: dict[str, Any], clock: int) -> None:
+        current = self.local.get(doc_id)
+        base = current["version"] if current else None
+        self.counter += 1
+        mutation: dict[str, Any] = {
+            "mutation_id": f"{self.name}-{self.counter}",
+            "collection": "todos",
+            "id": doc_id,
+            "op": op,
+            "client_ts": clock,
+        }
+        if base is not None:
+            mutation["base_version"] = base
+        if op == "delete":
+            self.local[doc_id] = {"data": current["data"] if current else {}, "version": base or 0, "deleted": True}
+        else:
+            mutation["data"] = payload
+            data = dict(payload) if op == "put" else {**((current or {}).get("data") or {}), **payload}
+            self.local[doc_id] = {"data": data, "version": base or 0, "deleted": False}
+        self.pending.append(mutation)
+
+    def sync(self, client) -> None:  # noqa: ANN001
+        if self.pending:
+            response = client.post(
+                "/api/v1/sync/push", {"device_id": self.name, "mutations": self.pending}, format="json"
+            )
+            assert response.status_code == 200, response.content
+            self.pending = []
+            # As docs/sync-protocol.md tells clients: adopt the server state a result carries
+            # (merged or conflict), otherwise just the new version.
+            for result in response.json()["results"]:
+                if "data" in result:
+                    self.local[result["id"]] = {
+                        "data": result["data"],
+                        "version": result["version"],
+                        "deleted": result["deleted"],
+                    }
+                elif result["id"] in self.local:
+                    self.local[result["id"]]["version"] = result["version"]
+        while True:
+            params = {"limit": 2, **({"checkpoint": self.checkpoint} if self.checkpoint else {})}
+            body = client.get("/api/v1/sync/pull", params).json()
+            for change in body["changes"]:
+                self.local[change["id"]] = {
+                    "data": change["data"],
+                    "version": change["version"],
+                    "deleted": change["deleted"],
+                }
+            self.checkpoint = body["checkpoint"]
+            if not body["has_more"]:
+                return
+
+    def live(self) -> dict[str, dict[str, Any]]:
+        return {doc_id: state["data"] for doc_id, state in self.local.items() if not state["deleted"]}
+
+
+values = st.one_of(st.integers(0, 3), st.booleans(), st.sampled_from(["x", "y"]))
+write_action = st.tuples(
+    st.just("write"),
+    st.integers(0, DEVICES - 1),
+    st.sampled_from(["put", "patch", "delete"]),
+    st.sampled_from(DOC_IDS),
+    st.dictionaries(st.sampled_from(FIELDS), values, min_size=1, max_size=3),
+)
+sync_action = st.tuples(st.just("sync"), st.integers(0, DEVICES - 1))
+actions = st.lists(st.one_of(write_action, sync_action), min_size=1, max_size=25)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    policy=st.sampled_from(["merge", "server_wins", "client_wins", "last_write_wins", "manual"]),
+    steps=actions,
+)
+def test_devices_converge_to_the_server_state(policy: str, steps: list[tuple]) -> None:
+    organisation = organisation_create_and_provision(actor=CLI, name="Converge", slug=f"converge-{next(_orgs)}")
+    _, key = api_key_create(actor=CLI, organisation=organisation, name="t", scopes=["admin"])
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client.put("/api/v1/collections/todos", {"conflict_policy": policy}, format="json")
+    devices = [Device(f"device-{n}") for n in range(DEVICES)]
+    for clock, step in enumerate(steps, start=1):
+        if step[0] == "write":
+            _, device, op, doc_id, payload = step
+            devices[device].write(op, doc_id, payload, clock)
+        else:
+            devices[step[1]].sync(client)
+    for _ in range(2):  # everyone stops writing and syncs; the second round picks up the others' pushes
+        for device in devices:
+            device.sync(client)
+
+    server: dict[str, dict[str, Any]] = {}
+    body = (
+        client.get("/api/v1/collections/todos/documents", {"limit": 1000}).json()
+        if any(d.local for d in devices)
+        else {"documents": []}
+    )
+    for document in body.get("documents", []):
+        server[document["id"]] = document["data"]
+    for device in devices:
+        assert device.live() == server, f"{device.name} diverged under {policy}"

@@ -1,0 +1,127 @@
+"""Limits and malformed input get clear, stable errors and write nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenant_apps.syncstore.models import Document
+from tenants.context import tenant_context
+from tests.sync.helpers import mutation, push
+
+pytestmark = pytest.mark.django_db
+
+
+def error_of(response) -> dict:
+    return response.json()["error"]
+
+
+def test_too_many_mutations_is_413(org, settings) -> None:
+    settings.OUTPOST_MAX_BATCH_MUTATIONS = 5
+    response = push(org.client(), [mutation(f"d{i}", data={}) for i in range(6)])
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "batch_too_large"
+    assert error_of(response)["details"] == {"limit": 5, "received": 6}
+
+
+def test_oversize_document_names_the_mutation(org, settings) -> None:
+    settings.OUTPOST_MAX_DOCUMENT_BYTES = 100
+    response = push(org.client(), [mutation("small", data={"a": 1}), mutation("big", data={"a": "x" * 200})])
+    assert response.status_code == 400
+    errors = error_of(response)["details"]["errors"]
+    assert [(e["index"], e["code"]) for e in errors] == [(1, "document_too_large")]
+    with tenant_context(org.organisation):
+        assert not Document.objects.exists()
+
+
+def test_request_body_over_the_limit_is_413(org, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_000
+    response = push(org.client(), [mutation(f"d{i}", data={"pad": "x" * 100}) for i in range(30)])
+    assert (response.status_code, error_of(response)["code"]) == (413, "payload_too_large")
+
+
+def test_malformed_json_is_400(org) -> None:
+    response = org.client().post(
+        "/api/v1/sync/push", data=b'{"device_id": "d", "mutations": [', content_type="application/json"
+    )
+    assert (response.status_code, error_of(response)["code"]) == (400, "malformed_json")
+
+
+def test_non_json_content_type_is_refused(org) -> None:
+    response = org.client().post("/api/v1/sync/push", data="device_id=x", content_type="text/plain")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ([], "invalid_body"),
+        ({"mutations": []}, "invalid_device_id"),
+        ({"device_id": "", "mutations": []}, "invalid_device_id"),
+        ({"device_id": "x" * 129, "mutations": []}, "invalid_device_id"),
+        ({"device_id": "d", "mutations": {}}, "invalid_body"),
+    ],
+)
+def test_envelope_errors(org, body, code: str) -> None:
+    response = org.client().post("/api/v1/sync/push", body, format="json")
+    assert (response.status_code, error_of(response)["code"]) == (400, code)
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        ("not an object", "invalid_mutation"),
+        ({"collection": "todos", "id": "a", "op": "put", "data": {}}, "invalid_mutation_id"),
+        ({"mutation_id": "m", "collection": "1todos", "id": "a", "op": "put", "data": {}}, "invalid_collection"),
+        ({"mutation_id": "m", "collection": "to-dos", "id": "a", "op": "put", "data": {}}, "invalid_collection"),
+        ({"mutation_id": "m", "collection": "todos", "id": "", "op": "put", "data": {}}, "invalid_document_id"),
+        ({"mutation_id": "m", "collection": "todos", "id": "x" * 129, "op": "put", "data": {}}, "invalid_document_id"),
+        ({"mutation_id": "m", "collection": "todos", "id": "a\nb", "op": "put", "data": {}}, "invalid_document_id"),
+        ({"mutation_id": "m", "collection": "todos", "id": 5, "op": "put", "data": {}}, "invalid_document_id"),
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "upsert", "data": {}}, "invalid_operation"),
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": [1]}, "invalid_data"),
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put"}, "invalid_data"),
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "delete", "data": {}}, "invalid_data"),
+        (
+            {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "base_version": "1"},
+            "invalid_base_version",
+        ),
+        (
+            {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "base_version": -1},
+            "invalid_base_version",
+        ),
+        (
+            {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "client_ts": 1.5},
+            "invalid_client_ts",
+        ),
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "extra": 1}, "unknown_fields"),
+    ],
+)
+def test_each_malformed_mutation_is_named(org, bad, code: str) -> None:
+    response = push(org.client(), [mutation("fine", data={}), bad])
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "batch_rejected"
+    (error,) = error_of(response)["details"]["errors"]
+    assert (error["index"], error["code"]) == (1, code)
+
+
+def test_deeply_nested_documents_are_refused(org) -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    response = push(org.client(), [mutation("deep", data=deep)])
+    assert error_of(response)["details"]["errors"][0]["code"] == "too_deep"
+
+
+def test_duplicate_mutation_ids_in_one_batch_are_refused(org) -> None:
+    response = push(org.client(), [mutation("a", data={}, mutation_id="x"), mutation("b", data={}, mutation_id="x")])
+    assert error_of(response)["details"]["errors"] == [
+        {
+            "index": 1,
+            "mutation_id": "x",
+            "code": "duplicate_mutation_id",
+            "message": "The same mutation_id appears twice in the batch.",
+        }
+    ]

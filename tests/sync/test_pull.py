@@ -1,0 +1,147 @@
+"""Pull: change order, checkpoints, paging, filters, tombstones and reset, query counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from sync import checkpoints
+from sync.services import tombstones_purge
+from tenants.context import tenant_context
+from tests.sync.helpers import mutation, pull, pull_all, push_ok
+
+pytestmark = pytest.mark.django_db
+
+
+def test_first_pull_returns_everything_in_change_order_with_data_as_pushed(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("b", data={"nested": {"list": [1, 2, {"x": None}]}, "emoji": "🚀"})])
+    push_ok(client, [mutation("a", data={"n": 1}, collection="notes")])
+    response = pull(client)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["has_more"] is False
+    assert body["changes"] == [
+        {
+            "collection": "todos",
+            "id": "b",
+            "version": 1,
+            "deleted": False,
+            "data": {"nested": {"list": [1, 2, {"x": None}]}, "emoji": "🚀"},
+        },
+        {"collection": "notes", "id": "a", "version": 1, "deleted": False, "data": {"n": 1}},
+    ]
+
+
+def test_pull_from_a_checkpoint_returns_only_later_changes_once(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1}), mutation("b", data={"n": 1})])
+    _, checkpoint = pull_all(client)
+    assert pull_all(client, checkpoint)[0] == []
+    push_ok(client, [mutation("a", "patch", {"n": 2}, base_version=1)])
+    changes, checkpoint2 = pull_all(client, checkpoint)
+    assert [(c["id"], c["version"]) for c in changes] == [("a", 2)]
+    assert pull_all(client, checkpoint2)[0] == []
+
+
+def test_paging_with_limit_and_has_more(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation(f"d{i:02}", data={"i": i}) for i in range(25)])
+    seen: list[str] = []
+    checkpoint = None
+    pages = 0
+    while True:
+        body = pull(client, checkpoint, limit=10).json()
+        pages += 1
+        seen.extend(change["id"] for change in body["changes"])
+        checkpoint = body["checkpoint"]
+        if not body["has_more"]:
+            break
+    assert pages == 3
+    assert seen == [f"d{i:02}" for i in range(25)]
+
+
+def test_collections_filter(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={}, collection="todos"), mutation("b", data={}, collection="notes")])
+    body = pull(client, collections="notes").json()
+    assert [c["id"] for c in body["changes"]] == ["b"]
+    assert pull(client, collections="nothing_here").json()["changes"] == []
+    bad = pull(client, collections="bad name!")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_collection")
+
+
+def test_deletes_are_pulled_as_tombstones(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1})])
+    _, checkpoint = pull_all(client)
+    push_ok(client, [mutation("a", "delete", base_version=1)])
+    changes, _ = pull_all(client, checkpoint)
+    assert [(c["id"], c["deleted"], c["version"]) for c in changes] == [("a", True, 2)]
+
+
+def test_purged_tombstones_make_older_checkpoints_reset_never_skip(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1}), mutation("b", data={"n": 1})])
+    _, old_checkpoint = pull_all(client)
+    push_ok(client, [mutation("a", "delete", base_version=1)])
+    _, fresh_checkpoint = pull_all(client, old_checkpoint)
+    with tenant_context(org.organisation):
+        assert tombstones_purge(older_than=timedelta(0))["purged"] == 1
+    response = pull(client, old_checkpoint)
+    assert response.status_code == 410
+    error = response.json()["error"]
+    assert error["code"] == "reset_required"
+    assert error["details"]["horizon_seq"] > error["details"]["checkpoint_seq"]
+    # A client that saw the delete carries on; a reset client starts from scratch and never sees "a".
+    assert pull(client, fresh_checkpoint).status_code == 200
+    changes, _ = pull_all(client)
+    assert [c["id"] for c in changes] == ["b"]
+
+
+def test_purge_keeps_tombstones_younger_than_the_retention(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1})])
+    push_ok(client, [mutation("a", "delete", base_version=1)])
+    with tenant_context(org.organisation):
+        assert tombstones_purge(older_than=timedelta(days=30)) == {"purged": 0, "horizon_seq": 0}
+
+
+@pytest.mark.parametrize("checkpoint", ["garbage", "YzI6NQ", "@@@", checkpoints.encode(5)[:-1] + "!"])
+def test_foreign_checkpoints_are_400_not_a_silent_restart(org, checkpoint: str) -> None:
+    response = pull(org.client(), checkpoint)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_checkpoint")
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "ten"])
+def test_limit_is_validated(org, limit: str) -> None:
+    response = org.client().get("/api/v1/sync/pull", {"limit": limit})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_limit")
+
+
+def test_pull_needs_sync_read(make_organisation) -> None:
+    writer = make_organisation(scopes=["sync:write"])
+    assert pull(writer.client()).json()["error"]["code"] == "insufficient_scope"
+
+
+def test_another_organisations_documents_never_appear(org, other_org) -> None:
+    push_ok(org.client(), [mutation("secret", data={"owner": "acme"})])
+    push_ok(other_org.client(), [mutation("mine", data={"owner": "globex"})])
+    assert [c["id"] for c in pull_all(other_org.client())[0]] == ["mine"]
+    assert [c["id"] for c in pull_all(org.client())[0]] == ["secret"]
+    response = other_org.client().get("/api/v1/collections/todos/documents/secret")
+    assert response.status_code == 404
+
+
+def test_pull_query_count_is_constant(org) -> None:
+    client = org.client()
+    counts = []
+    for size in (1, 300):
+        push_ok(client, [mutation(f"n{size}-{i}", data={"i": i}) for i in range(size)])
+        with CaptureQueriesContext(connection) as queries:
+            assert pull(client, limit=1000).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 3

@@ -1,0 +1,198 @@
+"""Push: results per mutation, idempotent retries, atomic batches, devices."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tenant_apps.syncstore.models import Collection, Device, Document, IdempotencyRecord
+from tenants.context import tenant_context
+from tests.sync.helpers import mutation, pull_all, push, push_ok
+
+pytestmark = pytest.mark.django_db
+
+
+def test_put_creates_documents_with_version_1_and_creates_the_collection(org) -> None:
+    results = push_ok(org.client(), [mutation("a", data={"title": "milk"}), mutation("b", data={"title": "eggs"})])
+    assert [(r["status"], r["id"], r["version"]) for r in results] == [("applied", "a", 1), ("applied", "b", 1)]
+    assert "data" not in results[0]  # the server state is what the client sent
+    with tenant_context(org.organisation):
+        assert Collection.objects.get(name="todos").conflict_policy == "merge"
+        assert Collection.objects.get(name="todos").document_count == 2
+        assert Document.objects.get(doc_id="a").data == {"title": "milk"}
+
+
+def test_patch_and_delete_bump_the_version_once_per_accepted_change(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"title": "milk", "done": False})])
+    results = push_ok(
+        client,
+        [
+            mutation("a", "patch", {"done": True}, base_version=1),
+            mutation("a", "patch", {"title": None}, base_version=2),
+            mutation("a", "delete", base_version=3),
+        ],
+    )
+    assert [(r["status"], r["version"]) for r in results] == [("applied", 2), ("applied", 3), ("applied", 4)]
+    with tenant_context(org.organisation):
+        document = Document.objects.get(doc_id="a")
+        assert (document.version, document.deleted, document.data) == (4, True, {"done": True})
+        assert Collection.objects.get(name="todos").document_count == 0
+
+
+def test_a_write_that_changes_nothing_makes_no_new_version(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"title": "milk"})])
+    results = push_ok(client, [mutation("a", data={"title": "milk"}, base_version=1)])
+    assert (results[0]["status"], results[0]["version"]) == ("applied", 1)
+    changes, _ = pull_all(client)
+    assert len(changes) == 1
+
+
+def test_retried_batch_applies_once_and_returns_the_same_results(org) -> None:
+    client = org.client()
+    batch = [
+        mutation("a", data={"n": 1}),
+        mutation("b", data={"n": 2}),
+        mutation("a", "patch", {"n": 3}, base_version=1),
+    ]
+    first = push_ok(client, batch)
+    second = push_ok(client, batch)  # the response to the first was "lost"
+    assert [r["status"] for r in second] == ["duplicate"] * 3
+    for before, after in zip(first, second, strict=True):
+        assert after["original_status"] == before["status"]
+        assert {k: v for k, v in after.items() if k not in ("status", "original_status")} == {
+            k: v for k, v in before.items() if k != "status"
+        }
+    with tenant_context(org.organisation):
+        assert Document.objects.get(doc_id="a").version == 2
+        assert Document.objects.count() == 2
+        assert IdempotencyRecord.objects.count() == 3
+
+
+def test_idempotency_is_per_device(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1}, mutation_id="same")], device_id="phone")
+    results = push_ok(client, [mutation("b", data={"n": 1}, mutation_id="same")], device_id="laptop")
+    assert results[0]["status"] == "applied"
+
+
+def test_a_partially_replayed_batch_applies_only_the_new_mutations(org) -> None:
+    client = org.client()
+    first = mutation("a", data={"n": 1})
+    push_ok(client, [first])
+    results = push_ok(client, [first, mutation("b", data={"n": 2})])
+    assert [r["status"] for r in results] == ["duplicate", "applied"]
+
+
+def test_one_invalid_mutation_rejects_the_whole_batch_and_writes_nothing(org) -> None:
+    client = org.client()
+    response = push(
+        client,
+        [
+            mutation("ok-1", data={"n": 1}),
+            mutation("x" * 129, data={"n": 2}),
+            mutation("ok-2", "explode"),
+        ],
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "batch_rejected"
+    assert [(e["index"], e["code"]) for e in error["details"]["errors"]] == [
+        (1, "invalid_document_id"),
+        (2, "invalid_operation"),
+    ]
+    with tenant_context(org.organisation):
+        assert not Document.objects.exists()
+        assert not IdempotencyRecord.objects.exists()
+        assert not Collection.objects.exists()
+
+
+def test_json_schema_violation_rejects_the_batch_after_state_is_known(org) -> None:
+    client = org.client()
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    assert client.put("/api/v1/collections/todos", {"json_schema": schema}, format="json").status_code == 200
+    push_ok(client, [mutation("a", data={"title": "milk"})])
+    response = push(
+        client,
+        [mutation("b", data={"title": "eggs"}), mutation("a", "patch", {"title": None}, base_version=1)],
+    )
+    assert response.status_code == 400
+    errors = response.json()["error"]["details"]["errors"]
+    assert [(e["index"], e["code"]) for e in errors] == [(1, "schema_violation")]
+    assert "title" in errors[0]["message"]
+    with tenant_context(org.organisation):
+        assert list(Document.objects.values_list("doc_id", "version")) == [("a", 1)]
+
+
+def test_base_version_from_the_future_rejects_the_batch(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1})])
+    response = push(client, [mutation("b", data={"n": 1}), mutation("a", data={"n": 2}, base_version=7)])
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["errors"][0]["code"] == "invalid_base_version"
+    with tenant_context(org.organisation):
+        assert not Document.objects.filter(doc_id="b").exists()
+
+
+def test_devices_are_recorded_with_counters_and_client_info(org) -> None:
+    client = org.client()
+    client.post(
+        "/api/v1/sync/push",
+        {
+            "device_id": "phone-7",
+            "client": {"user_agent": "TodoApp/1.0 (iOS)", "app_version": "1.0.3"},
+            "mutations": [mutation("a", data={"n": 1}), mutation("b", data={"n": 1})],
+        },
+        format="json",
+    )
+    client.get("/api/v1/sync/pull", {"device_id": "phone-7"})
+    with tenant_context(org.organisation):
+        device = Device.objects.get(device_id="phone-7")
+    assert (device.pushes, device.pulls, device.mutations) == (1, 1, 2)
+    assert (device.user_agent, device.app_version) == ("TodoApp/1.0 (iOS)", "1.0.3")
+    assert device.last_push_at and device.last_pull_at and device.first_seen_at
+
+
+def test_a_revoked_device_can_neither_push_nor_pull(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1})], device_id="stolen-phone")
+    response = client.post("/api/v1/devices/stolen-phone/revoke")
+    assert response.status_code == 200
+    assert response.json()["revoked_at"]
+    denied = push(client, [mutation("b", data={"n": 1})], device_id="stolen-phone")
+    assert (denied.status_code, denied.json()["error"]["code"]) == (403, "device_revoked")
+    assert client.get("/api/v1/sync/pull", {"device_id": "stolen-phone"}).json()["error"]["code"] == "device_revoked"
+    with tenant_context(org.organisation):
+        assert not Document.objects.filter(doc_id="b").exists()
+    assert push(client, [mutation("b", data={"n": 1})], device_id="other-phone").status_code == 200
+
+
+def test_strict_collections_refuse_unknown_collections(org) -> None:
+    client = org.client()
+    assert client.patch("/api/v1/sync/settings", {"strict_collections": True}, format="json").status_code == 200
+    response = push(client, [mutation("a", data={"n": 1}, collection="notes")])
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["errors"][0]["code"] == "unknown_collection"
+    client.put("/api/v1/collections/notes", {"conflict_policy": "server_wins"}, format="json")
+    assert push_ok(client, [mutation("a", data={"n": 1}, collection="notes")])[0]["status"] == "applied"
+
+
+def test_push_needs_sync_write_scope(make_organisation) -> None:
+    reader = make_organisation(scopes=["sync:read"])
+    response = push(reader.client(), [mutation("a", data={"n": 1})])
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "insufficient_scope")
+
+
+def test_push_query_count_does_not_grow_with_the_batch(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("warm", data={"n": 0})])
+    counts = []
+    for size in (1, 200):
+        batch = [mutation(f"d{size}-{i}", data={"n": i}) for i in range(size)]
+        with CaptureQueriesContext(connection) as queries:
+            push_ok(client, batch)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 12
