@@ -168,7 +168,11 @@ class SyncPullApi(APIView):
         selectors.check_horizon(seq)
         page = selectors.changes_since(seq=seq, limit=limit, collection_ids=ids)
         if device_id is not None:
-            services.device_touch_for_pull(device_id=device_id, seq=page.last_seq)
+            services.device_touch_for_pull(
+                device_id=device_id,
+                seq=page.last_seq,
+                limits=sync_limits_for(plan_slug=request.auth.organisation.plan_slug),
+            )
         return json_response(selectors.render_pull(page))
 
 

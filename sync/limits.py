@@ -1,14 +1,10 @@
-"""Sync limits for an organisation.
-
-Defaults come from settings; billing's plans override them per organisation
-(maximum batch size and document size) through :func:`sync_limits_for`.
-"""
+"""Sync limits for an organisation: structural limits plus the plan's batch and document size."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
+from billing.selectors import plan_limits
 
 # Structural limits that protect the server whatever the plan.
 MAX_ID_LENGTH = 128
@@ -23,10 +19,17 @@ DEFAULT_PULL_LIMIT = 500
 class SyncLimits:
     max_batch_mutations: int
     max_document_bytes: int
+    max_documents: int
+    max_devices: int
+    plan: str
 
 
-def sync_limits_for(*, plan_slug: str | None = None) -> SyncLimits:
+def sync_limits_for(*, plan_slug: str) -> SyncLimits:
+    limits = plan_limits(slug=plan_slug)
     return SyncLimits(
-        max_batch_mutations=getattr(settings, "OUTPOST_MAX_BATCH_MUTATIONS", 500),
-        max_document_bytes=getattr(settings, "OUTPOST_MAX_DOCUMENT_BYTES", 256 * 1024),
+        max_batch_mutations=limits.max_batch_mutations,
+        max_document_bytes=limits.max_document_bytes,
+        max_documents=limits.max_documents,
+        max_devices=limits.max_devices,
+        plan=limits.slug,
     )

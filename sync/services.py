@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from shared_apps.audit.services import Actor, audit_record
-from shared_apps.core.errors import InvalidInput
+from shared_apps.core.errors import InvalidInput, QuotaExceeded
 from sync import engine, store
 from sync.db import fast_cursor, tenant_write_lock
 from sync.engine import DocState, Outcome
@@ -59,7 +59,9 @@ def validator_for(collection: dict[str, Any]) -> Draft202012Validator | None:
     return validator
 
 
-def _device_touch_for_push(cursor: Any, device_id: str, meta: dict[str, str], mutations: int) -> None:
+def _device_touch_for_push(
+    cursor: Any, device_id: str, meta: dict[str, str], mutations: int, limits: SyncLimits
+) -> None:
     cursor.execute(
         """
         INSERT INTO syncstore_device AS d (device_id, first_seen_at, last_seen_at, last_push_at, user_agent,
@@ -69,13 +71,50 @@ def _device_touch_for_push(cursor: Any, device_id: str, meta: dict[str, str], mu
             last_seen_at = now(), last_push_at = now(), pushes = d.pushes + 1, mutations = d.mutations + %s,
             user_agent = COALESCE(NULLIF(EXCLUDED.user_agent, ''), d.user_agent),
             app_version = COALESCE(NULLIF(EXCLUDED.app_version, ''), d.app_version)
-        RETURNING revoked_at
+        RETURNING revoked_at, (xmax = 0) AS inserted
         """,
         [device_id, meta.get("user_agent", ""), meta.get("app_version", ""), mutations, mutations],
     )
-    (revoked_at,) = cursor.fetchone()
+    revoked_at, inserted = cursor.fetchone()
     if revoked_at is not None:
         raise DeviceRevoked()
+    if inserted:
+        _check_device_quota(cursor, limits)
+
+
+def _check_device_quota(cursor: Any, limits: SyncLimits) -> None:
+    """A new device must fit the plan (revoked devices do not count)."""
+    cursor.execute("SELECT count(*) FROM syncstore_device WHERE revoked_at IS NULL")
+    (devices,) = cursor.fetchone()
+    if devices > limits.max_devices:
+        raise QuotaExceeded(
+            f"The {limits.plan} plan allows {limits.max_devices} devices.",
+            details={
+                "limit": "max_devices",
+                "allowed": limits.max_devices,
+                "current": devices - 1,
+                "plan": limits.plan,
+            },
+        )
+
+
+def _check_document_quota(cursor: Any, limits: SyncLimits, added: int) -> None:
+    """Live documents after the batch must fit the plan (maintained counters: no row count)."""
+    if added <= 0:
+        return
+    cursor.execute("SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection")
+    (current,) = cursor.fetchone()
+    if current + added > limits.max_documents:
+        raise QuotaExceeded(
+            f"The {limits.plan} plan allows {limits.max_documents} documents.",
+            details={
+                "limit": "max_documents",
+                "allowed": limits.max_documents,
+                "current": int(current),
+                "requested": added,
+                "plan": limits.plan,
+            },
+        )
 
 
 def _stored_results(cursor: Any, device_id: str, mutation_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -139,7 +178,7 @@ def sync_push_apply(
     with transaction.atomic():
         tenant_write_lock()
         with fast_cursor() as cursor:
-            _device_touch_for_push(cursor, device_id, meta, len(mutations))
+            _device_touch_for_push(cursor, device_id, meta, len(mutations), limits)
             if not mutations:
                 return PushResult([], 0, 0)
             stored = _stored_results(cursor, device_id, [m.mutation_id for m in mutations])
@@ -227,6 +266,7 @@ def sync_push_apply(
                 results.append(result)
                 new_records.append((mutation.mutation_id, orjson.dumps(result).decode()))
 
+            _check_document_quota(cursor, limits, sum(count_deltas.values()))
             store.write_documents(cursor, [s for s in states.values() if s.dirty])
             store.adjust_counts(cursor, count_deltas)
             if new_records:
@@ -247,7 +287,7 @@ def sync_push_apply(
     return PushResult(results, applied, conflicts)
 
 
-def device_touch_for_pull(*, device_id: str, seq: int) -> None:
+def device_touch_for_pull(*, device_id: str, seq: int, limits: SyncLimits) -> None:
     """Record a pull (upserting the device); refuse a revoked device."""
     with transaction.atomic(), fast_cursor() as cursor:
         cursor.execute(
@@ -258,13 +298,15 @@ def device_touch_for_pull(*, device_id: str, seq: int) -> None:
             ON CONFLICT (device_id) DO UPDATE SET
                 last_seen_at = now(), last_pull_at = now(), last_pull_seq = EXCLUDED.last_pull_seq,
                 pulls = d.pulls + 1
-            RETURNING revoked_at
+            RETURNING revoked_at, (xmax = 0) AS inserted
             """,
             [device_id, seq],
         )
-        (revoked_at,) = cursor.fetchone()
+        revoked_at, inserted = cursor.fetchone()
         if revoked_at is not None:
             raise DeviceRevoked()
+        if inserted:
+            _check_device_quota(cursor, limits)
 
 
 def device_check(*, device_id: str) -> None:

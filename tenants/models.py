@@ -40,8 +40,16 @@ class Organisation(TenantMixin, TimestampedModel):
     status = models.CharField(
         max_length=20, choices=OrganisationStatus.choices, default=OrganisationStatus.PROVISIONING, db_index=True
     )
-    # Placeholder until billing's Plan model lands; the slug of the organisation's plan.
-    plan_slug = models.SlugField(max_length=50, default="free")
+    plan = models.ForeignKey(
+        "billing.Plan",
+        to_field="slug",
+        db_column="plan_slug",
+        on_delete=models.PROTECT,
+        default="free",
+        related_name="organisations",
+    )
+    # Staff can give an organisation its own Celery queue (tenant.dedicated.<slug>).
+    dedicated_queue = models.BooleanField(default=False)
     status_reason = models.TextField(blank=True, default="")
     provisioned_at = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)

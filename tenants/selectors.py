@@ -31,7 +31,7 @@ class OrganisationSnapshot:
             name=self.name,
             schema_name=self.schema_name,
             status=self.status,
-            plan_slug=self.plan_slug,
+            plan_id=self.plan_slug,
         )
 
 
@@ -60,7 +60,7 @@ def snapshot_of(organisation: Organisation) -> OrganisationSnapshot:
         name=organisation.name,
         schema_name=organisation.schema_name,
         status=organisation.status,
-        plan_slug=organisation.plan_slug,
+        plan_slug=organisation.plan_id,
     )
 
 

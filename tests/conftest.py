@@ -45,6 +45,18 @@ def _clean_redis() -> Iterator[None]:
 
 
 @pytest.fixture
+def plan_limits(db: None) -> Callable[..., None]:
+    """Change the limits of a plan for this test (``plan_limits(max_devices=1)``; default plan: free)."""
+    from billing.models import Plan
+
+    def change(slug: str = "free", **fields: object) -> None:
+        Plan.objects.filter(slug=slug).update(**fields)
+        caches["platform"].clear()
+
+    return change
+
+
+@pytest.fixture
 def make_organisation(db: None) -> Callable[..., KeyedOrganisation]:
     """Factory: an active organisation with a real schema and a key with the given scopes."""
     counter = iter(range(1, 10_000))

@@ -80,6 +80,13 @@ class TenantSuspended(Forbidden):
     message = "This organisation is suspended."
 
 
+class QuotaExceeded(Forbidden):
+    """A plan limit would be exceeded; ``details`` names the limit, the usage and the plan."""
+
+    code = "quota_exceeded"
+    message = "This would exceed a limit of the organisation's plan."
+
+
 class TenantNotReady(OutpostError):
     status_code = 503
     code = "tenant_not_ready"

@@ -35,7 +35,7 @@ def mutation(
     return item
 
 
-def push(client: APIClient, mutations: list[dict[str, Any]], device_id: str = "device-1"):  # noqa: ANN201
+def push(client: APIClient, mutations: list[dict[str, Any]], device_id: str = "device-1"):
     return client.post("/api/v1/sync/push", {"device_id": device_id, "mutations": mutations}, format="json")
 
 
@@ -45,7 +45,7 @@ def push_ok(client: APIClient, mutations: list[dict[str, Any]], device_id: str =
     return response.json()["results"]
 
 
-def pull(client: APIClient, checkpoint: str | None = None, limit: int | None = None, **params: str):  # noqa: ANN201
+def pull(client: APIClient, checkpoint: str | None = None, limit: int | None = None, **params: str):
     query: dict[str, Any] = dict(params)
     if checkpoint is not None:
         query["checkpoint"] = checkpoint

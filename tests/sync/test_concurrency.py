@@ -30,7 +30,7 @@ def test_every_committed_change_reaches_every_puller_exactly_once(committed_orga
     keyed = committed_organisation()
     original_write = store.write_documents
 
-    def slow_write(cursor, states):  # noqa: ANN001, ANN202 - widens the commit window
+    def slow_write(cursor, states):
         original_write(cursor, states)
         time.sleep(random.uniform(0, 0.02))
 

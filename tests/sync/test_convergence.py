@@ -58,7 +58,7 @@ class Device:
             self.local[doc_id] = {"data": data, "version": base or 0, "deleted": False}
         self.pending.append(mutation)
 
-    def sync(self, client) -> None:  # noqa: ANN001
+    def sync(self, client) -> None:
         if self.pending:
             response = client.post(
                 "/api/v1/sync/push", {"device_id": self.name, "mutations": self.pending}, format="json"

@@ -15,16 +15,16 @@ def error_of(response) -> dict:
     return response.json()["error"]
 
 
-def test_too_many_mutations_is_413(org, settings) -> None:
-    settings.OUTPOST_MAX_BATCH_MUTATIONS = 5
+def test_too_many_mutations_is_413(org, plan_limits) -> None:
+    plan_limits(max_batch_mutations=5)
     response = push(org.client(), [mutation(f"d{i}", data={}) for i in range(6)])
     assert response.status_code == 413
     assert error_of(response)["code"] == "batch_too_large"
     assert error_of(response)["details"] == {"limit": 5, "received": 6}
 
 
-def test_oversize_document_names_the_mutation(org, settings) -> None:
-    settings.OUTPOST_MAX_DOCUMENT_BYTES = 100
+def test_oversize_document_names_the_mutation(org, plan_limits) -> None:
+    plan_limits(max_document_bytes=100)
     response = push(org.client(), [mutation("small", data={"a": 1}), mutation("big", data={"a": "x" * 200})])
     assert response.status_code == 400
     errors = error_of(response)["details"]["errors"]
@@ -125,3 +125,46 @@ def test_duplicate_mutation_ids_in_one_batch_are_refused(org) -> None:
             "message": "The same mutation_id appears twice in the batch.",
         }
     ]
+
+
+def test_document_quota_refuses_the_whole_batch_naming_limit_usage_and_plan(org, plan_limits) -> None:
+    plan_limits(max_documents=3)
+    client = org.client()
+    assert push(client, [mutation("a", data={}), mutation("b", data={})]).status_code == 200
+    response = push(client, [mutation("c", data={}), mutation("d", data={})])
+    assert response.status_code == 403
+    error = error_of(response)
+    assert error["code"] == "quota_exceeded"
+    assert error["details"] == {"limit": "max_documents", "allowed": 3, "current": 2, "requested": 2, "plan": "free"}
+    with tenant_context(org.organisation):
+        assert sorted(Document.objects.values_list("doc_id", flat=True)) == ["a", "b"]
+    # Deleting makes room; updates of existing documents are always fine.
+    assert push(client, [mutation("a", "delete", base_version=1), mutation("c", data={})]).status_code == 200
+    assert push(client, [mutation("b", data={"x": 1}, base_version=1)]).status_code == 200
+
+
+def test_device_quota_refuses_a_new_device_but_not_known_ones(org, plan_limits) -> None:
+    plan_limits(max_devices=2)
+    client = org.client()
+    assert push(client, [mutation("a", data={})], device_id="one").status_code == 200
+    assert push(client, [mutation("b", data={})], device_id="two").status_code == 200
+    response = push(client, [mutation("c", data={})], device_id="three")
+    assert (response.status_code, error_of(response)["code"]) == (403, "quota_exceeded")
+    assert error_of(response)["details"]["limit"] == "max_devices"
+    assert client.get("/api/v1/sync/pull", {"device_id": "three"}).status_code == 403
+    assert push(client, [mutation("c", data={})], device_id="one").status_code == 200
+    assert client.post("/api/v1/devices/two/revoke").status_code == 200
+    assert push(client, [mutation("d", data={})], device_id="three").status_code == 200
+
+
+def test_a_plan_change_applies_on_the_next_request(org, plan_limits) -> None:
+    from billing.services import organisation_change_plan
+    from shared_apps.audit.services import CLI
+
+    plan_limits(max_documents=1)
+    client = org.client()
+    assert push(client, [mutation("a", data={})]).status_code == 200
+    assert push(client, [mutation("b", data={})]).status_code == 403
+    organisation_change_plan(actor=CLI, organisation=org.organisation, plan_slug="pro")
+    assert push(client, [mutation("b", data={})]).status_code == 200
+    assert client.get("/api/v1/whoami").json()["organisation"]["plan"] == "pro"

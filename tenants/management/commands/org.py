@@ -29,7 +29,7 @@ def organisation_dict(organisation: Organisation) -> dict[str, Any]:
         "name": organisation.name,
         "schema_name": organisation.schema_name,
         "status": organisation.status,
-        "plan": organisation.plan_slug,
+        "plan": organisation.plan_id,
         "status_reason": organisation.status_reason,
         "created_at": iso(organisation.created_at),
     }
@@ -94,7 +94,7 @@ class Command(OutpostCommand):
         organisations = list(organisation_list(include_deleted=all))
         for organisation in organisations:
             self.say(
-                f"{organisation.slug:<40} {organisation.status:<12} {organisation.plan_slug:<10} {organisation.name}"
+                f"{organisation.slug:<40} {organisation.status:<12} {organisation.plan_id:<10} {organisation.name}"
             )
         if not organisations:
             self.say("No organisations.")

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    name = "billing"
+    verbose_name = "Plans and billing"
+
+    def ready(self) -> None:
+        from billing import signals  # noqa: F401 - connects the cache eviction receiver

@@ -1,0 +1,66 @@
+"""Plan limits, read through one cached selector.
+
+Every enforcement point (rate limits, quotas, batch and document size, queue
+routing, task concurrency) reads limits here. Entries live in the platform
+cache and are evicted when a plan is saved (see :mod:`billing.signals`) or an
+organisation changes plan (its snapshot is evicted and names the new slug).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from billing.models import Plan
+from shared_apps.core.cache import cache_get_many, cache_set
+
+PLAN_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    slug: str
+    name: str
+    requests_per_minute: int
+    burst: int
+    max_documents: int
+    max_devices: int
+    max_document_bytes: int
+    max_batch_mutations: int
+    tombstone_retention_days: int
+    queue_tier: str
+    max_concurrent_tasks: int
+
+
+def plan_cache_key(slug: str) -> str:
+    return f"plan:{slug}"
+
+
+def plan_limits(*, slug: str) -> PlanLimits:
+    """The limits of plan ``slug`` (platform cache, else the database)."""
+    key = plan_cache_key(slug)
+    cached = cache_get_many([key]).get(key)
+    if cached is not None:
+        return PlanLimits(**cached)
+    plan = Plan.objects.get(slug=slug)
+    limits = PlanLimits(
+        slug=plan.slug,
+        name=plan.name,
+        requests_per_minute=plan.requests_per_minute,
+        burst=plan.burst,
+        max_documents=plan.max_documents,
+        max_devices=plan.max_devices,
+        max_document_bytes=plan.max_document_bytes,
+        max_batch_mutations=plan.max_batch_mutations,
+        tombstone_retention_days=plan.tombstone_retention_days,
+        queue_tier=plan.queue_tier,
+        max_concurrent_tasks=plan.max_concurrent_tasks,
+    )
+    cache_set(key, asdict(limits), PLAN_CACHE_SECONDS)
+    return limits
+
+
+def plan_list(*, public_only: bool = False) -> list[Plan]:
+    queryset = Plan.objects.order_by("sort_order", "slug")
+    if public_only:
+        queryset = queryset.filter(is_public=True)
+    return list(queryset)
