@@ -27,7 +27,7 @@ migrate: $(VENV)/.runtime
 
 run: migrate
 	$(PY) manage.py demo
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py runall --addr $(HOST):$(PORT)
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)

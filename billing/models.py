@@ -50,3 +50,28 @@ class Plan(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UsageDaily(models.Model):
+    """One organisation's usage on one day (UTC), rolled up from Redis counters.
+
+    ``pushes``/``pulls``/``mutations`` are the day's totals; ``documents``,
+    ``devices`` and ``storage_bytes`` are the state at the last roll-up.
+    """
+
+    organisation = models.ForeignKey("tenants.Organisation", on_delete=models.CASCADE, related_name="usage_days")
+    date = models.DateField()
+    pushes = models.BigIntegerField(default=0)
+    pulls = models.BigIntegerField(default=0)
+    mutations = models.BigIntegerField(default=0)
+    documents = models.BigIntegerField(default=0)
+    devices = models.BigIntegerField(default=0)
+    storage_bytes = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date"]
+        constraints = [models.UniqueConstraint(fields=["organisation", "date"], name="usage_daily_unique_org_date")]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.date}"

@@ -11,6 +11,7 @@ from shared_apps.core import views as core_views
 api_v1 = [
     path("whoami", WhoAmIApi.as_view(), name="whoami"),
     path("", include("sync.urls")),
+    path("compat/", include("sync.compat.urls")),
 ]
 
 urlpatterns = [

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.usage import usage_incr
 from shared_apps.apikeys.authentication import ApiKeyPrincipal
 from shared_apps.audit.services import Actor
 from shared_apps.core.errors import InvalidInput
@@ -107,6 +108,7 @@ class SyncPushApi(APIView):
         limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
         device_id, meta, mutations = parse_push(body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
+        usage_incr(organisation_id=request.auth.organisation.id, pushes=1, mutations=len(mutations))
         return json_response({"results": result.results})
 
 
@@ -167,6 +169,7 @@ class SyncPullApi(APIView):
             ids = list(selectors.collection_ids(names).values())
         selectors.check_horizon(seq)
         page = selectors.changes_since(seq=seq, limit=limit, collection_ids=ids)
+        usage_incr(organisation_id=request.auth.organisation.id, pulls=1)
         if device_id is not None:
             services.device_touch_for_pull(
                 device_id=device_id,

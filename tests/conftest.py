@@ -8,6 +8,7 @@ processes) use ``committed_organisation``, which drops its schema afterwards.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -22,6 +23,14 @@ from shared_apps.audit.services import CLI
 from tenants import provisioning
 from tenants.models import Organisation
 from tenants.services import organisation_create_and_provision
+
+
+def ensure_plans() -> None:
+    """Transactional tests truncate every table, seeded plans included; put them back."""
+    from django.apps import apps
+
+    seed = importlib.import_module("billing.migrations.0002_seed_plans").seed
+    seed(apps, None)
 
 
 @dataclass
@@ -50,6 +59,7 @@ def plan_limits(db: None) -> Callable[..., None]:
     from billing.models import Plan
 
     def change(slug: str = "free", **fields: object) -> None:
+        ensure_plans()
         Plan.objects.filter(slug=slug).update(**fields)
         caches["platform"].clear()
 
@@ -62,6 +72,7 @@ def make_organisation(db: None) -> Callable[..., KeyedOrganisation]:
     counter = iter(range(1, 10_000))
 
     def make(name: str | None = None, *, scopes: list[str] | None = None, slug: str | None = None) -> KeyedOrganisation:
+        ensure_plans()
         number = next(counter)
         organisation = organisation_create_and_provision(
             actor=CLI, name=name or f"Org {number}", slug=slug or f"org-{number}-test"
@@ -96,6 +107,7 @@ def committed_organisation(transactional_db: None) -> Iterator[Callable[..., Key
     counter = iter(range(1, 10_000))
 
     def make(*, scopes: list[str] | None = None) -> KeyedOrganisation:
+        ensure_plans()
         number = next(counter)
         organisation = organisation_create_and_provision(actor=CLI, name=f"Committed {number}", slug=f"c-{number}-org")
         made.append(organisation)

@@ -103,5 +103,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 from config.settings.cache import *  # noqa: E402,F403
+from config.settings.celery import *  # noqa: E402,F403
 from config.settings.logging import *  # noqa: E402,F403
 from config.settings.tenants import *  # noqa: E402,F403

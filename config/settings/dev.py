@@ -24,5 +24,6 @@ if not env_optional("REDIS_URL"):
 DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
 REDIS_URL = os.environ["REDIS_URL"]
 CACHES = caches_for(REDIS_URL)  # noqa: F405
+globals().update(celery_settings(REDIS_URL))  # noqa: F405
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -20,6 +20,7 @@ if len(SECRET_KEY) < 50 or any(marker in SECRET_KEY for marker in _INSECURE_SECR
 DATABASES = {"default": database_from_url(env("DATABASE_URL", str))}
 REDIS_URL = env("REDIS_URL", str)
 CACHES = caches_for(REDIS_URL)  # noqa: F405
+globals().update(celery_settings(REDIS_URL))  # noqa: F405
 ALLOWED_HOSTS = env("ALLOWED_HOSTS", list)
 
 LOG_FORMAT = env("LOG_FORMAT", str, "json")

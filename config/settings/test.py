@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from config.settings.base import *  # noqa: F403
-from config.settings.env import env_optional
+from config.settings.env import env, env_optional
 from config.settings.tenants import database_from_url
 
 DEBUG = False
@@ -27,9 +27,16 @@ if not env_optional("REDIS_URL"):
 DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
 # Persistent connections would outlive the test transaction in threads.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# One test database per run, so two runs on one server never collide.
+DATABASES["default"]["TEST"] = {"NAME": env("OUTPOST_TEST_DB_NAME", str, f"test_outpost_{os.getpid()}")}
 REDIS_URL = os.environ["REDIS_URL"]
 CACHES = caches_for(REDIS_URL)  # noqa: F405
+globals().update(celery_settings(REDIS_URL))  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+
+# Tasks run in-process unless a test starts a real worker (tests/billing/test_worker.py).
+CELERY_TASK_ALWAYS_EAGER = env("CELERY_TASK_ALWAYS_EAGER", bool, True)
+CELERY_TASK_EAGER_PROPAGATES = True

@@ -29,6 +29,7 @@ from sync import engine, services, store
 from sync.db import fast_cursor, tenant_write_lock
 from sync.engine import DocState
 from sync.errors import ResetRequired
+from sync.limits import SyncLimits
 from sync.validation import Mutation, MutationError, validate_collection_name, validate_device_id
 from tenant_apps.syncstore.models import SyncState
 
@@ -59,26 +60,21 @@ def collection_name(name: str) -> str:
         raise InvalidInput(exc.message, code=exc.code) from exc
 
 
-def check_position(seq: int) -> None:
+def check_position(seq: int, *, horizon: int, newest: int, accounted: int = 0) -> None:
     """Refuse a change-feed position this server cannot continue from without losing changes.
 
-    ``seq`` is the last change the client has seen. Below the tombstone horizon
-    the client may have missed purged deletes; above the newest number the
-    sequence ever handed out, the server is not the one the client synced with
-    (restored from a backup, say) and the client may hold changes this server
-    never had. Both get ``410 reset_required``.
+    ``seq`` is the last change the client has seen (0: none). Below the
+    tombstone ``horizon`` the client may have missed purged deletes — unless
+    its state already accounts for every purge up to that horizon
+    (``accounted``: the horizon when its sync started from scratch or last
+    passed this check; a purge since then moves the horizon past it). Above the
+    ``newest`` number the sequence ever handed out, the server is not the one
+    the client synced with (restored from a backup, say) and the client may
+    hold changes this server never had. Both get ``410 reset_required``.
     """
     if seq <= 0:
         return
-    with fast_cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT s.horizon_seq, CASE WHEN q.is_called THEN q.last_value ELSE 0 END
-            FROM syncstore_syncstate s, syncstore_change_seq q WHERE s.id = 1
-            """
-        )
-        horizon, newest = cursor.fetchone()
-    if seq < horizon:
+    if seq < horizon and accounted < horizon:
         raise ResetRequired(details={"checkpoint_seq": seq, "horizon_seq": horizon})
     if seq > newest:
         raise ResetRequired(
@@ -86,6 +82,37 @@ def check_position(seq: int) -> None:
             "discard local data and pull from the start.",
             details={"checkpoint_seq": seq, "newest_seq": newest},
         )
+
+
+_NEWEST_SEQ = "(SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END FROM syncstore_change_seq q)"
+
+
+def feed_position(cursor: Any) -> tuple[int, int]:
+    """(tombstone horizon, newest sequence number handed out)."""
+    cursor.execute(f"SELECT s.horizon_seq, {_NEWEST_SEQ} FROM syncstore_syncstate s WHERE s.id = 1")
+    horizon, newest = cursor.fetchone()
+    return horizon, newest
+
+
+def read_feed(cursor: Any, changes_sql: str, params: list[Any]) -> tuple[int, int, list[tuple]]:
+    """Run ``changes_sql`` (a SELECT of changes whose first column is ``seq``) with the feed position.
+
+    One statement is one snapshot: the horizon read belongs to exactly the
+    changes returned, so a purge committing in between cannot slip through.
+    Returns (horizon, newest, rows).
+    """
+    cursor.execute(
+        f"""
+        SELECT s.horizon_seq, {_NEWEST_SEQ}, f.*
+        FROM syncstore_syncstate s LEFT JOIN LATERAL ({changes_sql}) f ON true
+        WHERE s.id = 1 ORDER BY f.seq
+        """,
+        params,
+    )
+    rows = cursor.fetchall()
+    horizon, newest = rows[0][0], rows[0][1]
+    changes = [row[2:] for row in rows if row[2] is not None]
+    return horizon, newest, changes
 
 
 def render_record(doc_id: str, data_text: str, extra: bytes = b"") -> bytes:
@@ -120,6 +147,7 @@ class DocumentWriter:
     cursor: Any
     device_id: str
     states: dict[tuple[int, str], DocState]
+    limits: SyncLimits
     now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     count_deltas: dict[int, int] = field(default_factory=dict)
 
@@ -163,6 +191,8 @@ class DocumentWriter:
             self.set(collection, state, state.data, True)
 
     def flush(self) -> int:
+        """Write the changed documents (after checking the plan's document quota); return how many."""
+        services._check_document_quota(self.cursor, self.limits, sum(self.count_deltas.values()))
         dirty = [s for s in self.states.values() if s.dirty]
         store.write_documents(self.cursor, dirty)
         store.adjust_counts(self.cursor, self.count_deltas)
@@ -182,19 +212,20 @@ def schema_problem(collection: dict[str, Any], data: dict[str, Any]) -> str | No
 
 @contextmanager
 def locked_write(
-    *, device_id: str, meta: dict[str, str], records: int, names: list[str]
+    *, device_id: str, meta: dict[str, str], records: int, names: list[str], limits: SyncLimits
 ) -> Iterator[tuple[Any, dict[str, dict[str, Any]]]]:
     """One transaction holding the organisation's write lock: yields a fast cursor and the named collections.
 
     Unknown collections are created unless the organisation has strict
     collections on, in which case the request is refused with
     ``unknown_collection`` and nothing is written. The device is recorded (and
-    refused if revoked) as for a native push.
+    refused if revoked, or if it is new and the plan's device quota is full) as
+    for a native push.
     """
     with transaction.atomic():
         tenant_write_lock()
         with fast_cursor() as cursor:
-            services._device_touch_for_push(cursor, device_id, meta, records)
+            services._device_touch_for_push(cursor, device_id, meta, records, limits)
             strict = SyncState.objects.values_list("strict_collections", flat=True).get(pk=1)
             collections = store.load_collections(cursor, sorted(set(names)), create_missing=not strict)
             missing = sorted(set(names) - set(collections))

@@ -43,6 +43,13 @@ class RxRow:
     assumed: tuple[dict[str, Any], bool] | None
 
 
+@dataclass(frozen=True, slots=True)
+class RxCheckpoint:
+    seq: int  # the last change returned
+    id: str | None  # its document id (informational)
+    horizon: int  # the tombstone horizon the client's state accounts for
+
+
 @dataclass(frozen=True)
 class RxPullPage:
     rows: list[tuple[int, str, bool, str]]  # seq, id, deleted, data json (without id/_deleted)
@@ -52,38 +59,44 @@ class RxPullPage:
 # --- reads -------------------------------------------------------------------------------------------------------
 
 
-def parse_pull(body: Any) -> tuple[int, str | None, int]:
-    """``{"checkpoint": null | {"seq", "id"}, "batchSize": n}`` → (seq, id, batch size)."""
+_BAD_CHECKPOINT = 'The checkpoint is null or the {"seq", "id", "horizon"} object the last pull returned.'
+_MAX_SEQ = 2**63 - 1
+
+
+def _position(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_SEQ:
+        raise InvalidCheckpoint(_BAD_CHECKPOINT)
+    return value
+
+
+def parse_pull(body: Any) -> tuple[RxCheckpoint, int]:
+    """``{"checkpoint": null | {"seq", "id", "horizon"?}, "batchSize": n}`` → (checkpoint, batch size)."""
     if not isinstance(body, dict):
         raise InvalidInput("The body must be a JSON object.", code="invalid_body")
-    checkpoint = body.get("checkpoint")
-    seq, last_id = 0, None
-    if checkpoint is not None:
-        if not isinstance(checkpoint, dict):
-            raise InvalidCheckpoint('The checkpoint is null or the {"seq", "id"} object the last pull returned.')
-        seq = checkpoint.get("seq", 0)
-        last_id = checkpoint.get("id")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(last_id, str | None):
-            raise InvalidCheckpoint('The checkpoint is null or the {"seq", "id"} object the last pull returned.')
+    raw = body.get("checkpoint")
+    checkpoint = RxCheckpoint(0, None, 0)
+    if raw is not None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str | None):
+            raise InvalidCheckpoint(_BAD_CHECKPOINT)
+        checkpoint = RxCheckpoint(_position(raw.get("seq", 0)), raw.get("id"), _position(raw.get("horizon", 0)))
     batch_size = body.get("batchSize", DEFAULT_PULL_LIMIT)
-    if (
-        not isinstance(batch_size, int)
-        or isinstance(batch_size, bool)
-        or not 1 <= batch_size <= MAX_PULL_LIMIT
-    ):
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_PULL_LIMIT:
         raise InvalidInput(f"batchSize is an integer from 1 to {MAX_PULL_LIMIT}.", code="invalid_batch_size")
-    return seq, last_id, batch_size
+    return checkpoint, batch_size
 
 
-def rxdb_changes(*, collection: str, seq: int, last_id: str | None, limit: int) -> RxPullPage:
-    """The collection's documents changed after ``seq``, in change order, at most ``limit``.
+def rxdb_changes(*, collection: str, checkpoint: RxCheckpoint, limit: int) -> RxPullPage:
+    """The collection's documents changed after the checkpoint, in change order, at most ``limit``.
 
-    With nothing new the checkpoint given is returned unchanged
-    (``{"seq": 0, "id": null}`` for a first pull of an empty collection).
+    The new checkpoint names the last document returned (with nothing new,
+    the one given: ``{"seq": 0, "id": null}`` on a first pull of an empty
+    collection) and the tombstone horizon its client now accounts for, so a
+    purge that happened before a client's first pull never strands it halfway
+    through paging.
     """
-    compat.check_position(seq)
     with fast_cursor() as cursor:
-        cursor.execute(
+        horizon, newest, rows = compat.read_feed(
+            cursor,
             f"""
             SELECT d.seq, d.doc_id, d.deleted,
                    CASE WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text ELSE d.data::text END
@@ -91,12 +104,12 @@ def rxdb_changes(*, collection: str, seq: int, last_id: str | None, limit: int) 
             WHERE d.collection_id = (SELECT c.id FROM syncstore_collection c WHERE c.name = %s) AND d.seq > %s
             ORDER BY d.seq LIMIT %s
             """,
-            [collection, seq, limit],
+            [collection, checkpoint.seq, limit],
         )
-        rows = cursor.fetchall()
-    if rows:
-        return RxPullPage(rows, {"seq": rows[-1][0], "id": rows[-1][1]})
-    return RxPullPage(rows, {"seq": seq, "id": last_id})
+    accounted = horizon if checkpoint.seq == 0 else checkpoint.horizon
+    compat.check_position(checkpoint.seq, horizon=horizon, newest=newest, accounted=accounted)
+    last_seq, last_id = (rows[-1][0], rows[-1][1]) if rows else (checkpoint.seq, checkpoint.id)
+    return RxPullPage(rows, {"seq": last_seq, "id": last_id, "horizon": horizon})
 
 
 def render_pull(page: RxPullPage) -> bytes:
@@ -171,7 +184,9 @@ def _document(state: Any) -> dict[str, Any]:
     return {**state.data, "id": state.doc_id, "_deleted": state.deleted}
 
 
-def rxdb_push_apply(*, collection: str, rows: list[RxRow], device_id: str, meta: dict[str, str]) -> list[dict]:
+def rxdb_push_apply(
+    *, collection: str, rows: list[RxRow], device_id: str, meta: dict[str, str], limits: SyncLimits
+) -> list[dict]:
     """Write the rows that do not conflict, in one transaction; return the server documents of those that do.
 
     A row conflicts when the server holds the document (a tombstone included)
@@ -182,13 +197,13 @@ def rxdb_push_apply(*, collection: str, rows: list[RxRow], device_id: str, meta:
     breaks the collection's JSON Schema rejects the whole push.
     """
     conflicts: list[dict[str, Any]] = []
-    with compat.locked_write(device_id=device_id, meta=meta, records=len(rows), names=[collection]) as (
+    with compat.locked_write(device_id=device_id, meta=meta, records=len(rows), names=[collection], limits=limits) as (
         cursor,
         collections,
     ):
         target = collections[collection]
         states = store.load_states(cursor, sorted({(target["id"], row.doc_id) for row in rows}))
-        writer = compat.DocumentWriter(cursor, device_id, states)
+        writer = compat.DocumentWriter(cursor, device_id, states, limits)
         errors: list[dict[str, Any]] = []
         for row in rows:
             state = writer.state(target["id"], row.doc_id)
@@ -202,7 +217,9 @@ def rxdb_push_apply(*, collection: str, rows: list[RxRow], device_id: str, meta:
             if not row.deleted:
                 problem = compat.schema_problem(target, row.data)
                 if problem is not None:
-                    errors.append({"index": row.index, "id": row.doc_id, "code": "schema_violation", "message": problem})
+                    errors.append(
+                        {"index": row.index, "id": row.doc_id, "code": "schema_violation", "message": problem}
+                    )
                     continue
             writer.set(target, state, row.data, row.deleted)
         if errors:
@@ -258,13 +275,14 @@ class RxdbPullApi(APIView):
     )
     def post(self, request: Request, collection: str) -> HttpResponse:
         name = compat.collection_name(collection)
-        seq, last_id, limit = parse_pull(parse_json_body(request._request.body))
+        checkpoint, limit = parse_pull(parse_json_body(request._request.body))
         device_id = compat.device_given(request)
         if device_id is not None:
             services.device_check(device_id=device_id)
-        page = rxdb_changes(collection=name, seq=seq, last_id=last_id, limit=limit)
+        page = rxdb_changes(collection=name, checkpoint=checkpoint, limit=limit)
         if device_id is not None:
-            services.device_touch_for_pull(device_id=device_id, seq=page.checkpoint["seq"])
+            limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
+            services.device_touch_for_pull(device_id=device_id, seq=page.checkpoint["seq"], limits=limits)
         return json_response(render_pull(page))
 
 
@@ -310,6 +328,6 @@ class RxdbPushApi(APIView):
             rows=rows,
             device_id=compat.device_id_for(request, DEFAULT_DEVICE),
             meta=compat.client_meta(request),
+            limits=limits,
         )
         return json_response(conflicts)
-

@@ -61,7 +61,9 @@ def parse_last_pulled_at(raw: Any, *, required: bool) -> int | None:
     """A positive integer (JSON number or query string), or null/absent (a first sync)."""
     if raw is None or raw in ("", "null"):
         if required:
-            raise InvalidInput("lastPulledAt is required: the timestamp of the last pull.", code="invalid_last_pulled_at")
+            raise InvalidInput(
+                "lastPulledAt is required: the timestamp of the last pull.", code="invalid_last_pulled_at"
+            )
         return None
     if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 20:
         raw = int(raw)
@@ -89,14 +91,16 @@ def parse_migration(raw: str | None) -> None:
 def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
     """Every change with ``seq >= last_pulled_at`` (all of them: Watermelon does not paginate).
 
-    The new timestamp is one past the newest change returned; with no change
-    it is ``last_pulled_at`` again (1 on a first sync of an empty database).
-    One statement, so the timestamp and the records come from the same snapshot.
+    The new timestamp is one past the newest change returned, and never below
+    one past the tombstone horizon (the client has everything that still
+    matters up to there). With no change it is ``last_pulled_at`` again (1 on
+    a first sync of an empty database). One statement, so the timestamp and
+    the records come from the same snapshot.
     """
     start = last_pulled_at or 1
-    compat.check_position(start - 1)
     with fast_cursor() as cursor:
-        cursor.execute(
+        horizon, newest, rows = compat.read_feed(
+            cursor,
             f"""
             SELECT d.seq, c.name, d.doc_id, d.deleted,
                    CASE WHEN d.deleted THEN NULL
@@ -107,8 +111,8 @@ def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
             """,
             [start],
         )
-        rows = cursor.fetchall()
-    timestamp = rows[-1][0] + 1 if rows else start
+    compat.check_position(start - 1, horizon=horizon, newest=newest)
+    timestamp = max(rows[-1][0] + 1 if rows else start, horizon + 1)
     return WmPull(rows, last_pulled_at is None, timestamp)
 
 
@@ -160,11 +164,7 @@ def _record(table: str, kind: str, index: int, raw: Any, limits: SyncLimits) -> 
 def _envelope(body: Any, query_last_pulled_at: str | None) -> tuple[Any, Any]:
     """``{"changes", "lastPulledAt"}`` (or ``last_pulled_at``), or Watermelon's documented form:
     the bare changes object as the body and ``?last_pulled_at=`` in the URL."""
-    if (
-        isinstance(body, dict)
-        and isinstance(body.get("changes"), dict)
-        and set(body) <= {"changes", "lastPulledAt", "last_pulled_at"}
-    ):
+    if isinstance(body, dict) and "changes" in body and set(body) <= {"changes", "lastPulledAt", "last_pulled_at"}:
         given = body.get("lastPulledAt", body.get("last_pulled_at"))
         return body["changes"], given if given is not None else query_last_pulled_at
     return body, query_last_pulled_at
@@ -196,7 +196,9 @@ def parse_push(body: Any, query_last_pulled_at: str | None, limits: SyncLimits) 
             continue
         if not isinstance(table_changes, dict) or set(table_changes) - set(_KINDS):
             errors.append(
-                _error(table, None, None, None, "invalid_table_changes", 'A table is {"created", "updated", "deleted"}.')
+                _error(
+                    table, None, None, None, "invalid_table_changes", 'A table is {"created", "updated", "deleted"}.'
+                )
             )
             continue
         for kind in _KINDS:
@@ -205,7 +207,7 @@ def parse_push(body: Any, query_last_pulled_at: str | None, limits: SyncLimits) 
                 errors.append(_error(table, kind, None, None, "invalid_table_changes", f"{kind} must be a list."))
                 continue
             for index, raw in enumerate(items):
-                raw_id = raw.get("id") if isinstance(raw, dict) else raw
+                raw_id = raw if kind == "deleted" else raw.get("id") if isinstance(raw, dict) else None
                 try:
                     record = _record(table, kind, index, raw, limits)
                 except MutationError as exc:
@@ -238,7 +240,7 @@ def _changed_since(cursor: Any, keys: list[tuple[int, str]], seq: int) -> set[tu
 
 
 def watermelon_push_apply(
-    *, last_pulled_at: int, records: list[WmRecord], device_id: str, meta: dict[str, str]
+    *, last_pulled_at: int, records: list[WmRecord], device_id: str, meta: dict[str, str], limits: SyncLimits
 ) -> int:
     """Apply a Watermelon push in one transaction, or nothing; return the number of documents written.
 
@@ -251,14 +253,15 @@ def watermelon_push_apply(
     a no-op; a record equal to the server's makes no new version, so a replayed
     push changes nothing.
     """
-    compat.check_position(last_pulled_at - 1)
     with compat.locked_write(
-        device_id=device_id, meta=meta, records=len(records), names=[r.table for r in records]
+        device_id=device_id, meta=meta, records=len(records), names=[r.table for r in records], limits=limits
     ) as (cursor, collections):
+        horizon, newest = compat.feed_position(cursor)
+        compat.check_position(last_pulled_at - 1, horizon=horizon, newest=newest)
         keys = sorted({(collections[r.table]["id"], r.doc_id) for r in records})
         states = store.load_states(cursor, keys)
         changed = _changed_since(cursor, keys, last_pulled_at)
-        writer = compat.DocumentWriter(cursor, device_id, states)
+        writer = compat.DocumentWriter(cursor, device_id, states, limits)
         conflicts: list[dict[str, str]] = []
         errors: list[dict[str, Any]] = []
         for record in records:
@@ -297,14 +300,16 @@ def watermelon_push_apply(
 
 # --- views -------------------------------------------------------------------------------------------------------
 
-_table_changes = inline_serializer(
-    "WatermelonTableChanges",
-    {
-        "created": serializers.ListField(child=serializers.JSONField(), required=False),
-        "updated": serializers.ListField(child=serializers.JSONField(), required=False),
-        "deleted": serializers.ListField(child=serializers.CharField(), required=False),
-    },
-)
+
+def _table_changes() -> serializers.Serializer:
+    return inline_serializer(
+        "WatermelonTableChanges",
+        {
+            "created": serializers.ListField(child=serializers.JSONField(), required=False),
+            "updated": serializers.ListField(child=serializers.JSONField(), required=False),
+            "deleted": serializers.ListField(child=serializers.CharField(), required=False),
+        },
+    )
 
 
 class WatermelonSyncApi(APIView):
@@ -324,7 +329,7 @@ class WatermelonSyncApi(APIView):
             200: inline_serializer(
                 "WatermelonPullResponse",
                 {
-                    "changes": serializers.DictField(child=_table_changes, help_text="Per table (collection)."),
+                    "changes": serializers.DictField(child=_table_changes(), help_text="Per table (collection)."),
                     "timestamp": serializers.IntegerField(min_value=1),
                 },
             ),
@@ -340,7 +345,8 @@ class WatermelonSyncApi(APIView):
             services.device_check(device_id=device_id)
         pull = watermelon_changes(last_pulled_at=last_pulled_at)
         if device_id is not None:
-            services.device_touch_for_pull(device_id=device_id, seq=pull.timestamp - 1)
+            limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
+            services.device_touch_for_pull(device_id=device_id, seq=pull.timestamp - 1, limits=limits)
         return json_response(render_pull(pull))
 
     @extend_schema(
@@ -354,7 +360,7 @@ class WatermelonSyncApi(APIView):
         request=inline_serializer(
             "WatermelonPushRequest",
             {
-                "changes": serializers.DictField(child=_table_changes),
+                "changes": serializers.DictField(child=_table_changes()),
                 "lastPulledAt": serializers.IntegerField(min_value=1),
             },
         ),
@@ -370,5 +376,6 @@ class WatermelonSyncApi(APIView):
             records=records,
             device_id=compat.device_id_for(request, DEFAULT_DEVICE),
             meta=compat.client_meta(request),
+            limits=limits,
         )
         return json_response({})
