@@ -28,6 +28,7 @@ from django_redis import get_redis_connection
 from tenant_schemas_celery.task import TenantTask
 
 from billing.selectors import plan_limits
+from config.sentry import tag_organisation
 from tenants.context import tenant_context
 from tenants.models import Organisation
 from tenants.selectors import OrganisationSnapshot, snapshot_of
@@ -104,6 +105,7 @@ class OrganisationTask(TenantTask):
         if organisation is None or organisation.schema_name == "public" or self.request.is_eager:
             return super().__call__(*args, **kwargs)
         limits = plan_limits(slug=organisation.plan_id)
+        tag_organisation(slug=organisation.slug, plan=organisation.plan_id)
         running_key = _running_key(organisation.pk)
         redis = _redis()
         if not redis.eval(_ACQUIRE, 1, running_key, limits.max_concurrent_tasks, RUNNING_TTL_SECONDS):

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from shared_apps.apikeys.apis import WhoAmIApi
 from shared_apps.core import views as core_views
+from shared_apps.core.metrics import metrics_view
 
 api_v1 = [
     path("whoami", WhoAmIApi.as_view(), name="whoami"),
@@ -17,6 +18,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -21,6 +21,7 @@ from billing.usage import usage_incr
 from shared_apps.apikeys.authentication import ApiKeyPrincipal
 from shared_apps.audit.services import Actor
 from shared_apps.core.errors import InvalidInput
+from shared_apps.core.metrics import record_pull, record_push
 from sync import checkpoints, selectors, services
 from sync.limits import MAX_PULL_LIMIT, sync_limits_for
 from sync.validation import parse_json_body, parse_push, validate_collection_name, validate_device_id
@@ -109,6 +110,7 @@ class SyncPushApi(APIView):
         device_id, meta, mutations = parse_push(body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
         usage_incr(organisation_id=request.auth.organisation.id, pushes=1, mutations=len(mutations))
+        record_push(plan_slug=request.auth.organisation.plan_slug, results=result.results)
         return json_response({"results": result.results})
 
 
@@ -170,6 +172,7 @@ class SyncPullApi(APIView):
         selectors.check_horizon(seq)
         page = selectors.changes_since(seq=seq, limit=limit, collection_ids=ids)
         usage_incr(organisation_id=request.auth.organisation.id, pulls=1)
+        record_pull(plan_slug=request.auth.organisation.plan_slug)
         if device_id is not None:
             services.device_touch_for_pull(
                 device_id=device_id,
@@ -229,6 +232,17 @@ class CollectionDetailApi(APIView):
         )
         return json_response(collection_dict(collection))
 
+    @extend_schema(
+        operation_id="collections_create_or_update",
+        request=inline_serializer(
+            "CollectionPut",
+            {
+                "conflict_policy": serializers.ChoiceField(ConflictPolicy.values, required=False),
+                "json_schema": serializers.JSONField(required=False, allow_null=True),
+            },
+        ),
+        responses={200: OpenApiTypes.OBJECT, **_errors},
+    )
     def put(self, request: Request, name: str) -> HttpResponse:
         """Create or change a collection (e.g. to declare it under strict collections)."""
         body = require_json(request)

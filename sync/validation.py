@@ -26,6 +26,7 @@ COLLECTION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 # Any printable text without control characters (ids end up in URLs and logs).
 _ID_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
 OPERATIONS = frozenset({"put", "patch", "delete"})
+MAX_BODY_DEPTH = 64
 
 
 @dataclass(slots=True)
@@ -48,10 +49,15 @@ class MutationError(Exception):
 
 
 def parse_json_body(raw: bytes) -> Any:
+    """Parse a request body; refuse invalid JSON and nesting deeper than the structural limit."""
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"The body is not valid JSON: {exc}", code="malformed_json") from exc
+    # A coarse guard for any body; documents get the finer per-mutation limit (MAX_JSON_DEPTH).
+    if not json_depth_ok(value, MAX_BODY_DEPTH):
+        raise InvalidInput(f"The body nests deeper than {MAX_BODY_DEPTH} levels.", code="too_deep")
+    return value
 
 
 def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:

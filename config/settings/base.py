@@ -24,6 +24,11 @@ OUTPOST_BASE_DOMAIN = env("OUTPOST_BASE_DOMAIN", str, "outpost.localhost")
 OUTPOST_PUBLIC_URL = env("OUTPOST_PUBLIC_URL", str, "http://127.0.0.1:8000")
 
 ROOT_URLCONF = "config.urls"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Bearer token for /metrics; empty = metrics off outside DEBUG.
+METRICS_TOKEN = env("METRICS_TOKEN", str, "")
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
@@ -43,7 +48,10 @@ STORAGES = {
 
 MIDDLEWARE = [
     "shared_apps.core.middleware.RequestContextMiddleware",
+    "billing.ratelimit.RateLimitHeadersMiddleware",
+    "shared_apps.core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "shared_apps.core.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.PublicSchemaMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -82,6 +90,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env("OUTPOST_MAX_REQUEST_BYTES", int, 10 * 1024 * 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["shared_apps.apikeys.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["shared_apps.apikeys.permissions.HasRequiredScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["billing.ratelimit.OrganisationRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "shared_apps.core.errors.api_exception_handler",
@@ -105,4 +114,7 @@ SPECTACULAR_SETTINGS = {
 from config.settings.cache import *  # noqa: E402,F403
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.logging import *  # noqa: E402,F403
+from config.settings.sentry import *  # noqa: E402,F403
 from config.settings.tenants import *  # noqa: E402,F403
+from config.settings.stripe import *  # noqa: E402,F403
+from config.settings.ratelimit import *  # noqa: E402,F403

@@ -40,3 +40,6 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 # Tasks run in-process unless a test starts a real worker (tests/billing/test_worker.py).
 CELERY_TASK_ALWAYS_EAGER = env("CELERY_TASK_ALWAYS_EAGER", bool, True)
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# Rate limiting is off for the suite; tests about limiting switch it on with the ``settings`` fixture.
+RATELIMIT_ENABLED = False

@@ -5,3 +5,6 @@ class ApiKeysConfig(AppConfig):
     name = "shared_apps.apikeys"
     label = "apikeys"
     verbose_name = "API keys"
+
+    def ready(self) -> None:
+        from shared_apps.apikeys import schema  # noqa: F401 - registers the OpenAPI security scheme

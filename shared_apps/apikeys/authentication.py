@@ -16,6 +16,8 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from billing import ratelimit
+from config.sentry import tag_organisation
 from shared_apps.apikeys import keys
 from shared_apps.apikeys.selectors import ApiKeyRecord, api_key_lookup
 from shared_apps.apikeys.services import api_key_touch
@@ -56,10 +58,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != self.keyword.lower() or not token.strip():
-            raise AuthenticationError()
-        principal = authenticate_key(token.strip())
+        ratelimit.auth_attempt_check(request._request)  # 429 while this address has too many recent failures
+        try:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != self.keyword.lower() or not token.strip():
+                raise AuthenticationError()
+            principal = authenticate_key(token.strip())
+        except AuthenticationError:
+            ratelimit.auth_failure_record(request._request)
+            raise
         connection.set_tenant(principal.organisation.as_tenant())
         request._request.outpost_principal = principal  # for middleware that runs after the view
         return principal, principal
@@ -84,6 +91,7 @@ def authenticate_key(raw_key: str) -> ApiKeyPrincipal:
     if organisation.status != OrganisationStatus.ACTIVE:
         raise TenantNotReady()
     context_update(organisation=organisation.slug, key_prefix=f"{keys.KEY_PREFIX}_{record.prefix}")
+    tag_organisation(slug=organisation.slug, plan=organisation.plan_slug)
     if cache_add(f"apikey:used:{record.id}", 1, LAST_USED_RESOLUTION_SECONDS):
         api_key_touch(api_key_id=record.id)
     return ApiKeyPrincipal(key=record, organisation=organisation, scopes=frozenset(record.scopes))

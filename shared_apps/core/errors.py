@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sentry_sdk
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
@@ -148,6 +149,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     from rest_framework.views import set_rollback  # late: rest_framework.views imports the auth classes
 
     set_rollback()
+    response = _error_response(exc)
+    response.outpost_error_code = response.data["error"]["code"]  # read by the metrics middleware
+    return response
+
+
+def _error_response(exc: Exception) -> Response:
     if isinstance(exc, OutpostError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers())
     if isinstance(exc, RequestDataTooBig):
@@ -168,6 +175,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             headers["WWW-Authenticate"] = 'Bearer realm="outpost"'
         return Response(error_body(_drf_code(exc), str(exc.detail)), status=exc.status_code, headers=headers)
     logger.exception("Unhandled error in API view", exc_info=exc)
+    # The handler turns the exception into a response, so the Django integration never sees it.
+    sentry_sdk.capture_exception(exc)
     return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
 
 

@@ -5,121 +5,174 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Collection',
+            name="Collection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('conflict_policy', models.CharField(choices=[('merge', 'Merge disjoint fields, keep overlapping ones open'), ('server_wins', 'Server wins'), ('client_wins', 'Client wins'), ('last_write_wins', 'Last writer (client timestamp) wins'), ('manual', 'Manual: every conflict is kept open')], default='merge', max_length=20)),
-                ('json_schema', models.JSONField(blank=True, null=True)),
-                ('document_count', models.BigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
+                (
+                    "conflict_policy",
+                    models.CharField(
+                        choices=[
+                            ("merge", "Merge disjoint fields, keep overlapping ones open"),
+                            ("server_wins", "Server wins"),
+                            ("client_wins", "Client wins"),
+                            ("last_write_wins", "Last writer (client timestamp) wins"),
+                            ("manual", "Manual: every conflict is kept open"),
+                        ],
+                        default="merge",
+                        max_length=20,
+                    ),
+                ),
+                ("json_schema", models.JSONField(blank=True, null=True)),
+                ("document_count", models.BigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Device',
+            name="Device",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('device_id', models.CharField(max_length=128, unique=True)),
-                ('first_seen_at', models.DateTimeField()),
-                ('last_seen_at', models.DateTimeField()),
-                ('last_pull_at', models.DateTimeField(blank=True, null=True)),
-                ('last_pull_seq', models.BigIntegerField(blank=True, null=True)),
-                ('last_push_at', models.DateTimeField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, default='', max_length=300)),
-                ('app_version', models.CharField(blank=True, default='', max_length=100)),
-                ('pushes', models.BigIntegerField(default=0)),
-                ('pulls', models.BigIntegerField(default=0)),
-                ('mutations', models.BigIntegerField(default=0)),
-                ('conflicts', models.BigIntegerField(default=0)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("device_id", models.CharField(max_length=128, unique=True)),
+                ("first_seen_at", models.DateTimeField()),
+                ("last_seen_at", models.DateTimeField()),
+                ("last_pull_at", models.DateTimeField(blank=True, null=True)),
+                ("last_pull_seq", models.BigIntegerField(blank=True, null=True)),
+                ("last_push_at", models.DateTimeField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, default="", max_length=300)),
+                ("app_version", models.CharField(blank=True, default="", max_length=100)),
+                ("pushes", models.BigIntegerField(default=0)),
+                ("pulls", models.BigIntegerField(default=0)),
+                ("mutations", models.BigIntegerField(default=0)),
+                ("conflicts", models.BigIntegerField(default=0)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-last_seen_at'],
+                "ordering": ["-last_seen_at"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('device_id', models.CharField(max_length=128)),
-                ('mutation_id', models.CharField(max_length=128)),
-                ('result', models.JSONField()),
-                ('created_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("device_id", models.CharField(max_length=128)),
+                ("mutation_id", models.CharField(max_length=128)),
+                ("result", models.JSONField()),
+                ("created_at", models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['created_at'], name='idempotency_created_idx')],
-                'constraints': [models.UniqueConstraint(fields=('device_id', 'mutation_id'), name='idempotency_unique_device_mutation')],
+                "indexes": [models.Index(fields=["created_at"], name="idempotency_created_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("device_id", "mutation_id"), name="idempotency_unique_device_mutation"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SyncState',
+            name="SyncState",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('strict_collections', models.BooleanField(default=False)),
-                ('horizon_seq', models.BigIntegerField(default=0)),
-                ('purged_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("strict_collections", models.BooleanField(default=False)),
+                ("horizon_seq", models.BigIntegerField(default=0)),
+                ("purged_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='syncstate_singleton')],
+                "constraints": [models.CheckConstraint(condition=models.Q(("id", 1)), name="syncstate_singleton")],
             },
         ),
         migrations.CreateModel(
-            name='Conflict',
+            name="Conflict",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('doc_id', models.CharField(max_length=128)),
-                ('device_id', models.CharField(blank=True, default='', max_length=128)),
-                ('mutation_id', models.CharField(blank=True, default='', max_length=128)),
-                ('base_version', models.IntegerField(blank=True, null=True)),
-                ('server_version', models.IntegerField(blank=True, null=True)),
-                ('client_write', models.JSONField()),
-                ('server_state', models.JSONField(blank=True, null=True)),
-                ('losing', models.CharField(blank=True, default='', max_length=10)),
-                ('policy', models.CharField(choices=[('merge', 'Merge disjoint fields, keep overlapping ones open'), ('server_wins', 'Server wins'), ('client_wins', 'Client wins'), ('last_write_wins', 'Last writer (client timestamp) wins'), ('manual', 'Manual: every conflict is kept open')], max_length=20)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('resolved', 'Resolved')], default='open', max_length=10)),
-                ('resolution', models.CharField(blank=True, default='', max_length=20)),
-                ('resolved_by', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('collection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conflicts', to='syncstore.collection')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("doc_id", models.CharField(max_length=128)),
+                ("device_id", models.CharField(blank=True, default="", max_length=128)),
+                ("mutation_id", models.CharField(blank=True, default="", max_length=128)),
+                ("base_version", models.IntegerField(blank=True, null=True)),
+                ("server_version", models.IntegerField(blank=True, null=True)),
+                ("client_write", models.JSONField()),
+                ("server_state", models.JSONField(blank=True, null=True)),
+                ("losing", models.CharField(blank=True, default="", max_length=10)),
+                (
+                    "policy",
+                    models.CharField(
+                        choices=[
+                            ("merge", "Merge disjoint fields, keep overlapping ones open"),
+                            ("server_wins", "Server wins"),
+                            ("client_wins", "Client wins"),
+                            ("last_write_wins", "Last writer (client timestamp) wins"),
+                            ("manual", "Manual: every conflict is kept open"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("resolved", "Resolved")], default="open", max_length=10
+                    ),
+                ),
+                ("resolution", models.CharField(blank=True, default="", max_length=20)),
+                ("resolved_by", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "collection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="conflicts", to="syncstore.collection"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['status', '-created_at'], name='conflict_status_idx'), models.Index(fields=['collection', 'doc_id'], name='conflict_doc_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["status", "-created_at"], name="conflict_status_idx"),
+                    models.Index(fields=["collection", "doc_id"], name="conflict_doc_idx"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Document',
+            name="Document",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('doc_id', models.CharField(max_length=128)),
-                ('data', models.JSONField(default=dict)),
-                ('version', models.IntegerField()),
-                ('seq', models.BigIntegerField(unique=True)),
-                ('deleted', models.BooleanField(default=False)),
-                ('field_versions', models.JSONField(default=dict)),
-                ('client_ts', models.BigIntegerField(blank=True, null=True)),
-                ('size_bytes', models.IntegerField(default=0)),
-                ('last_device', models.CharField(blank=True, default='', max_length=128)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
-                ('collection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='documents', to='syncstore.collection')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("doc_id", models.CharField(max_length=128)),
+                ("data", models.JSONField(default=dict)),
+                ("version", models.IntegerField()),
+                ("seq", models.BigIntegerField(unique=True)),
+                ("deleted", models.BooleanField(default=False)),
+                ("field_versions", models.JSONField(default=dict)),
+                ("client_ts", models.BigIntegerField(blank=True, null=True)),
+                ("size_bytes", models.IntegerField(default=0)),
+                ("last_device", models.CharField(blank=True, default="", max_length=128)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
+                (
+                    "collection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="documents", to="syncstore.collection"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['collection', 'seq'], name='document_collection_seq_idx'), models.Index(condition=models.Q(('deleted', True)), fields=['deleted', 'seq'], name='document_tombstone_idx')],
-                'constraints': [models.UniqueConstraint(fields=('collection', 'doc_id'), name='document_unique_collection_doc'), models.CheckConstraint(condition=models.Q(('version__gte', 1)), name='document_version_positive')],
+                "indexes": [
+                    models.Index(fields=["collection", "seq"], name="document_collection_seq_idx"),
+                    models.Index(
+                        condition=models.Q(("deleted", True)), fields=["deleted", "seq"], name="document_tombstone_idx"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("collection", "doc_id"), name="document_unique_collection_doc"),
+                    models.CheckConstraint(condition=models.Q(("version__gte", 1)), name="document_version_positive"),
+                ],
             },
         ),
     ]

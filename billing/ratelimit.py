@@ -1,0 +1,375 @@
+"""Rate limits in Redis: per organisation (from its plan) and per client address for failed authentication.
+
+Every limit is a GCRA bucket (the "generic cell rate algorithm", a token bucket that stores one number: the
+theoretical arrival time, TAT). One Lua script checks and spends one or more buckets in a single atomic
+``EVALSHA``, with the clock taken from Redis ``TIME``, so two workers can never both spend the last token and
+application servers' clocks do not matter. Keys are plain (``outpost:rl:…``), written through the raw
+django-redis client, never through the tenant-prefixed cache.
+
+* :class:`OrganisationRateThrottle` (a DRF throttle) spends one token of ``outpost:rl:org:<id>`` per API
+  request, plus one of ``outpost:rl:key:<id>`` when ``RATELIMIT_PER_KEY_SHARE`` < 1; over the limit it raises
+  :class:`~shared_apps.core.errors.RateLimited`.
+* :func:`auth_attempt_check` and :func:`auth_failure_record` (called by API key authentication) keep a bucket
+  per client address that only failed authentications spend; while it is empty every attempt from that
+  address, valid key or not, gets 429.
+* :class:`RateLimitHeadersMiddleware` copies the state the throttle left on the request into ``RateLimit-*``
+  response headers.
+
+When Redis cannot be reached the limiter fails open (logged, counted in
+``outpost_ratelimit_unavailable_total``) unless ``RATELIMIT_FAIL_OPEN`` is false, which answers 503.
+See ``docs/limits.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django_redis import get_redis_connection
+from prometheus_client import Counter
+from redis.commands.core import Script
+from rest_framework.throttling import BaseThrottle
+
+from billing.selectors import plan_limits
+from shared_apps.core.errors import OutpostError, RateLimited
+
+logger = logging.getLogger("outpost.ratelimit")
+
+KEY_PREFIX = "outpost:rl"
+POLICY_ORGANISATION = "default"
+POLICY_KEY = "per-key"
+POLICY_AUTH_FAILURES = "auth-failures"
+
+UNAVAILABLE = Counter(
+    "outpost_ratelimit_unavailable_total",
+    "Rate-limit checks decided without Redis (unreachable), by check and outcome.",
+    ["check", "outcome"],
+)
+REJECTED = Counter("outpost_ratelimit_rejected_total", "Requests answered 429 by a rate limit, by policy.", ["policy"])
+
+# KEYS: the buckets. ARGV[1]: "1" to spend one token from every bucket (all or none), "0" to only look.
+# ARGV[2i], ARGV[2i+1]: bucket i's emission interval (time per token) and tolerance (burst x interval), in µs.
+# Returns {allowed, retry_us, remaining_1, full_in_us_1, remaining_2, full_in_us_2, ...}.
+_GCRA_LUA = b"""
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local spend = ARGV[1] == '1'
+local allowed = 1
+local retry = 0
+local tats = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  tats[i] = tat
+  local wait = tat + interval - tolerance - now
+  if wait > 0 then
+    allowed = 0
+    if wait > retry then retry = wait end
+  end
+end
+local result = {allowed, retry}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tats[i]
+  if allowed == 1 and spend then
+    tat = tat + interval
+    -- %.0f: a plain integer string; tostring() would round a 16-digit number to 14 significant digits.
+    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+  result[#result + 1] = math.floor((tolerance - (tat - now)) / interval)
+  result[#result + 1] = tat - now
+end
+return result
+"""
+# Bytes, so no client is needed to hash it; EVALSHA with a SCRIPT LOAD fallback on whichever client runs it.
+_GCRA = Script(None, _GCRA_LUA)  # type: ignore[arg-type]
+
+
+class RateLimiterUnavailable(OutpostError):
+    """Redis is unreachable and ``RATELIMIT_FAIL_OPEN`` is false."""
+
+    status_code = 503
+    code = "rate_limiter_unavailable"
+    message = "Rate limiting is temporarily unavailable; retry shortly."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(settings.RATELIMIT_REDIS_RETRY_SECONDS)))}
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One limit: ``burst`` tokens at most, refilled at ``per_minute`` tokens a minute."""
+
+    key: str
+    policy: str
+    per_minute: int
+    burst: int
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(60_000_000 / self.per_minute))
+
+    @property
+    def window(self) -> int:
+        """Seconds an empty bucket takes to fill: the policy is ``burst`` requests per this window."""
+        return max(1, math.ceil(self.burst * self.interval_us / 1_000_000))
+
+
+@dataclass(frozen=True, slots=True)
+class BucketState:
+    policy: str
+    limit: int
+    window: int
+    remaining: int
+    reset: int  # whole seconds until the bucket is full again (0: full)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    allowed: bool
+    retry_after: int  # whole seconds until the request would be allowed; 0 when allowed
+    states: tuple[BucketState, ...]
+
+    @property
+    def binding(self) -> BucketState:
+        """The state that limits the client first (fewest tokens left; the organisation's on a tie)."""
+        return min(self.states, key=lambda state: state.remaining)
+
+    def headers(self) -> dict[str, str]:
+        binding = self.binding
+        return {
+            "RateLimit-Limit": str(binding.limit),
+            "RateLimit-Remaining": str(binding.remaining),
+            "RateLimit-Reset": str(binding.reset),
+            "RateLimit-Policy": ", ".join(f'"{s.policy}";q={s.limit};w={s.window}' for s in self.states),
+            "RateLimit": ", ".join(f'"{s.policy}";r={s.remaining};t={s.reset}' for s in self.states),
+        }
+
+    def error(self, message: str | None = None) -> RateLimited:
+        binding = self.binding
+        return RateLimited(
+            message,
+            retry_after=self.retry_after,
+            details={
+                "limit": binding.limit,
+                "remaining": binding.remaining,
+                "reset": binding.reset,
+                "policy": binding.policy,
+                "retry_after": self.retry_after,
+            },
+        )
+
+
+# -- the atomic operation -------------------------------------------------------------------------------------
+
+# Redis location -> monotonic time before which the limiter does not try it again.
+_unavailable_until: dict[str, float] = {}
+
+
+def _redis_location() -> str:
+    return str(settings.CACHES.get("default", {}).get("LOCATION", ""))
+
+
+def ratelimit_hit(*, buckets: tuple[Bucket, ...], check: str, spend: bool = True) -> RateLimitResult | None:
+    """Check (and with ``spend``, take one token from) every bucket in one atomic Redis call.
+
+    Tokens are taken from all buckets or from none. ``None`` means Redis could not be reached and the limiter
+    fails open; with ``RATELIMIT_FAIL_OPEN`` false that raises :class:`RateLimiterUnavailable` instead.
+    """
+    location = _redis_location()
+    if _unavailable_until.get(location, 0.0) > time.monotonic():
+        return _unavailable(check)
+    args: list[int] = [1 if spend else 0]
+    for bucket in buckets:
+        args += [bucket.interval_us, bucket.interval_us * bucket.burst]
+    try:
+        reply = _GCRA(keys=[bucket.key for bucket in buckets], args=args, client=get_redis_connection("default"))
+    except Exception as exc:  # any failure to reach Redis, whatever the client library calls it
+        _unavailable_until[location] = time.monotonic() + settings.RATELIMIT_REDIS_RETRY_SECONDS
+        logger.warning(
+            "rate limiter: Redis unreachable (%s); %s for %ss",
+            exc,
+            "failing open" if settings.RATELIMIT_FAIL_OPEN else "failing closed",
+            settings.RATELIMIT_REDIS_RETRY_SECONDS,
+        )
+        return _unavailable(check)
+    _unavailable_until.pop(location, None)
+    allowed, retry_us = int(reply[0]), int(reply[1])
+    states = tuple(
+        BucketState(
+            policy=bucket.policy,
+            limit=bucket.burst,
+            window=bucket.window,
+            remaining=max(0, int(reply[2 + 2 * i])),
+            reset=math.ceil(int(reply[3 + 2 * i]) / 1_000_000),
+        )
+        for i, bucket in enumerate(buckets)
+    )
+    retry_after = 0 if allowed else max(1, math.ceil(retry_us / 1_000_000))
+    return RateLimitResult(allowed=bool(allowed), retry_after=retry_after, states=states)
+
+
+def _unavailable(check: str) -> None:
+    if settings.RATELIMIT_FAIL_OPEN:
+        UNAVAILABLE.labels(check=check, outcome="fail_open").inc()
+        return None
+    UNAVAILABLE.labels(check=check, outcome="fail_closed").inc()
+    raise RateLimiterUnavailable()
+
+
+# -- per organisation ---------------------------------------------------------------------------------------
+
+
+def organisation_buckets(*, organisation_id: int, plan_slug: str, api_key_id: int | None = None) -> tuple[Bucket, ...]:
+    """The organisation's bucket from its plan, and the key's bucket when per-key limits are on."""
+    limits = plan_limits(slug=plan_slug)
+    organisation_key = f"{KEY_PREFIX}:org:{organisation_id}"
+    buckets = [Bucket(organisation_key, POLICY_ORGANISATION, limits.requests_per_minute, limits.burst)]
+    share = settings.RATELIMIT_PER_KEY_SHARE
+    if api_key_id is not None and share < 1:
+        buckets.append(
+            Bucket(
+                f"{KEY_PREFIX}:key:{api_key_id}",
+                POLICY_KEY,
+                max(1, math.floor(limits.requests_per_minute * share)),
+                max(1, math.floor(limits.burst * share)),
+            )
+        )
+    return tuple(buckets)
+
+
+def organisation_ratelimit_hit(
+    *, organisation_id: int, plan_slug: str, api_key_id: int | None = None
+) -> RateLimitResult | None:
+    """Spend one request of the organisation's (and key's) budget; ``None`` when failing open."""
+    buckets = organisation_buckets(organisation_id=organisation_id, plan_slug=plan_slug, api_key_id=api_key_id)
+    return ratelimit_hit(buckets=buckets, check="organisation")
+
+
+class OrganisationRateThrottle(BaseThrottle):
+    """DRF throttle: one token of the caller's organisation per request; 429 ``rate_limited`` when empty.
+
+    Runs after authentication and the scope check. Requests without an API key principal are not counted here
+    (failed authentication has its own per-address limit). The result is left on the Django request for
+    :class:`RateLimitHeadersMiddleware`.
+    """
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if not settings.RATELIMIT_ENABLED:
+            return True
+        principal = request.auth
+        organisation = getattr(principal, "organisation", None)
+        if organisation is None:
+            return True
+        result = organisation_ratelimit_hit(
+            organisation_id=organisation.id, plan_slug=organisation.plan_slug, api_key_id=principal.key.id
+        )
+        if result is None:
+            return True
+        request._request.outpost_ratelimit = result  # DRF's Request wraps the HttpRequest the middleware sees
+        if not result.allowed:
+            REJECTED.labels(policy=result.binding.policy).inc()
+            raise result.error()
+        return True
+
+
+class RateLimitHeadersMiddleware:
+    """Adds ``RateLimit-*`` headers to every response whose request went through the organisation limiter."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        result: RateLimitResult | None = getattr(request, "outpost_ratelimit", None)
+        if result is not None:
+            for name, value in result.headers().items():
+                response[name] = value
+        return response
+
+
+# -- failed authentication, per client address -----------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _trusted_networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+
+
+def client_address(meta: Mapping[str, Any]) -> str:
+    """The address failed authentications are counted against.
+
+    ``REMOTE_ADDR``, unless that peer is in ``RATELIMIT_TRUSTED_PROXIES``: then ``X-Forwarded-For`` is read
+    from the right, skipping trusted proxies, and the first other address is the client. IPv6 clients count
+    per /64, the block one subscriber usually holds, so rotating addresses inside it does not help.
+    """
+    remote = str(meta.get("REMOTE_ADDR", ""))
+    peer = _parse(remote)
+    if peer is None:
+        return remote or "unknown"
+    trusted = _trusted_networks(tuple(settings.RATELIMIT_TRUSTED_PROXIES))
+    if trusted and any(peer in network for network in trusted):
+        for hop in reversed(str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",")):
+            address = _parse(hop)
+            if address is None:
+                break  # what a trusted proxy did not write; keep the last address a trusted one vouched for
+            peer = address
+            if not any(address in network for network in trusted):
+                break
+    if peer.version == 6:
+        return str(ipaddress.ip_network(f"{peer}/64", strict=False))
+    return str(peer)
+
+
+def auth_failure_bucket(address: str) -> Bucket:
+    return Bucket(
+        f"{KEY_PREFIX}:authfail:{address}",
+        POLICY_AUTH_FAILURES,
+        settings.RATELIMIT_AUTH_FAILURES_PER_MINUTE,
+        settings.RATELIMIT_AUTH_FAILURES_BURST,
+    )
+
+
+_AUTH_MESSAGE = "Too many failed authentication attempts from this address."
+
+
+def auth_attempt_check(request: HttpRequest) -> None:
+    """Refuse (429) any authentication attempt from an address whose failure budget is spent.
+
+    Runs before the key is verified, so a blocked address learns nothing about the keys it tries: a right key
+    gets the same 429 as a wrong one.
+    """
+    if not settings.RATELIMIT_ENABLED:
+        return
+    result = ratelimit_hit(buckets=(auth_failure_bucket(client_address(request.META)),), check="auth", spend=False)
+    if result is not None and not result.allowed:
+        REJECTED.labels(policy=POLICY_AUTH_FAILURES).inc()
+        raise result.error(_AUTH_MESSAGE)
+
+
+def auth_failure_record(request: HttpRequest) -> None:
+    """Count one failed authentication against the client's address (429 instead of 401 if none were left)."""
+    if not settings.RATELIMIT_ENABLED:
+        return
+    result = ratelimit_hit(buckets=(auth_failure_bucket(client_address(request.META)),), check="auth")
+    if result is not None and not result.allowed:
+        REJECTED.labels(policy=POLICY_AUTH_FAILURES).inc()
+        raise result.error(_AUTH_MESSAGE)
