@@ -159,7 +159,7 @@ def organisation_suspend(*, actor: Actor, organisation: Organisation, reason: st
 
 
 @transaction.atomic
-def organisation_resume(*, actor: Actor, organisation: Organisation) -> Organisation:
+def organisation_resume(*, actor: Actor, organisation: Organisation, reason: str = "") -> Organisation:
     organisation = _locked(organisation)
     if organisation.status != OrganisationStatus.SUSPENDED:
         raise Conflict(
@@ -172,6 +172,7 @@ def organisation_resume(*, actor: Actor, organisation: Organisation) -> Organisa
         organisation=organisation,
         target_type="organisation",
         target_id=organisation.slug,
+        details={"reason": reason} if reason else {},
     )
     return organisation
 
