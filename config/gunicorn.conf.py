@@ -197,3 +197,24 @@ if os.environ.get("LOG_FORMAT", "").lower() == "json":
             },
         },
     }
+
+
+# Prometheus ------------------------------------------------------------------
+# With several worker processes each keeps its own counters; in multiprocess
+# mode they write them to files under PROMETHEUS_MULTIPROC_DIR and /metrics
+# aggregates all of them. The directory must start empty (stale files from a
+# previous run would be added in), and a dead worker's live gauges are dropped.
+def on_starting(server: object) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

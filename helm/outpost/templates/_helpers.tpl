@@ -167,6 +167,10 @@ SENTRY_ENVIRONMENT: {{ .Values.config.sentryEnvironment | quote }}
 SENTRY_RELEASE: {{ .Values.config.sentryRelease | default (include "outpost.imageTag" .) | quote }}
 RATELIMIT_FAIL_OPEN: {{ ternary "true" "false" (.Values.config.ratelimitFailOpen | default false) | quote }}
 FORWARDED_ALLOW_IPS: {{ .Values.config.forwardedAllowIps | quote }}
+# Several processes per pod: Prometheus samples are aggregated through files here (an emptyDir).
+PROMETHEUS_MULTIPROC_DIR: "/tmp/prometheus"
+# Celery workers serve their task metrics on this port (web pods ignore it).
+CELERY_METRICS_PORT: "9808"
 {{- range $key, $value := .Values.config.extra }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
