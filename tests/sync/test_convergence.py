@@ -17,16 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_apps.apikeys.services import api_key_create
-from shared_apps.audit.services import CLI
-from tenants.services import organisation_create_and_provision
-
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 DOC_IDS = ["a", "b", "c"]
+_examples = itertools.count(1)
 FIELDS = ["title", "done", "qty"]
 DEVICES = 3
-_orgs = itertools.count(1)
 
 
 @dataclass
@@ -37,13 +33,15 @@ class Device:
     checkpoint: str | None = None
     counter: int = 0
 
+    collection: str = "todos"
+
     def write(self, op: str, doc_id: str, payload: dict[str, Any], clock: int) -> None:
         current = self.local.get(doc_id)
         base = current["version"] if current else None
         self.counter += 1
         mutation: dict[str, Any] = {
             "mutation_id": f"{self.name}-{self.counter}",
-            "collection": "todos",
+            "collection": self.collection,
             "id": doc_id,
             "op": op,
             "client_ts": clock,
@@ -77,7 +75,11 @@ class Device:
                 elif result["id"] in self.local:
                     self.local[result["id"]]["version"] = result["version"]
         while True:
-            params = {"limit": 2, **({"checkpoint": self.checkpoint} if self.checkpoint else {})}
+            params = {
+                "limit": 2,
+                "collections": self.collection,
+                **({"checkpoint": self.checkpoint} if self.checkpoint else {}),
+            }
             body = client.get("/api/v1/sync/pull", params).json()
             for change in body["changes"]:
                 self.local[change["id"]] = {
@@ -106,21 +108,20 @@ actions = st.lists(st.one_of(write_action, sync_action), min_size=1, max_size=25
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(
     policy=st.sampled_from(["merge", "server_wins", "client_wins", "last_write_wins", "manual"]),
     steps=actions,
 )
-def test_devices_converge_to_the_server_state(policy: str, steps: list[tuple]) -> None:
-    organisation = organisation_create_and_provision(actor=CLI, name="Converge", slug=f"converge-{next(_orgs)}")
-    _, key = api_key_create(actor=CLI, organisation=organisation, name="t", scopes=["admin"])
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    client.put("/api/v1/collections/todos", {"conflict_policy": policy}, format="json")
-    devices = [Device(f"device-{n}") for n in range(DEVICES)]
+def test_devices_converge_to_the_server_state(org, plan_limits, policy: str, steps: list[tuple]) -> None:
+    # One organisation for the whole test (with room for every example's devices);
+    # each example gets a collection and devices of its own.
+    plan_limits(max_devices=100_000)
+    collection = f"todos_{next(_examples)}"
+    client = org.client()
+    client.put(f"/api/v1/collections/{collection}", {"conflict_policy": policy}, format="json")
+    devices = [Device(f"{collection}-device-{n}", collection=collection) for n in range(DEVICES)]
     for clock, step in enumerate(steps, start=1):
         if step[0] == "write":
             _, device, op, doc_id, payload = step
@@ -131,13 +132,7 @@ def test_devices_converge_to_the_server_state(policy: str, steps: list[tuple]) -
         for device in devices:
             device.sync(client)
 
-    server: dict[str, dict[str, Any]] = {}
-    body = (
-        client.get("/api/v1/collections/todos/documents", {"limit": 1000}).json()
-        if any(d.local for d in devices)
-        else {"documents": []}
-    )
-    for document in body.get("documents", []):
-        server[document["id"]] = document["data"]
+    body = client.get(f"/api/v1/collections/{collection}/documents", {"limit": 1000}).json()
+    server = {document["id"]: document["data"] for document in body["documents"]}
     for device in devices:
         assert device.live() == server, f"{device.name} diverged under {policy}"
