@@ -19,11 +19,13 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("billing.urls")),  # api/v1/billing/checkout, api/v1/billing/portal, stripe/webhook
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
+    path("", include("shared_apps.portal.urls")),
 ]
 
 handler400 = "shared_apps.core.views.handler400"

@@ -152,7 +152,7 @@ class SyncPullApi(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         params = request.query_params
-        seq = checkpoints.decode(params.get("checkpoint"))
+        checkpoint = checkpoints.decode(params.get("checkpoint"))
         limit = selectors.pull_limit(params.get("limit"))
         device_id = params.get("device_id")
         if device_id is not None:
@@ -169,8 +169,8 @@ class SyncPullApi(APIView):
                     "collections is a comma-separated list of collection names.", code="invalid_collection"
                 ) from exc
             ids = list(selectors.collection_ids(names).values())
-        selectors.check_horizon(seq)
-        page = selectors.changes_since(seq=seq, limit=limit, collection_ids=ids)
+        floor = selectors.checkpoint_floor(checkpoint)
+        page = selectors.changes_since(seq=checkpoint.seq, limit=limit, collection_ids=ids, floor=floor)
         usage_incr(organisation_id=request.auth.organisation.id, pulls=1)
         record_pull(plan_slug=request.auth.organisation.plan_slug)
         if device_id is not None:

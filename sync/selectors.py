@@ -27,32 +27,37 @@ class ChangePage:
     rows: list[tuple[int, str, str, int, bool, str]]  # seq, collection, id, version, deleted, data json
     last_seq: int
     has_more: bool
+    floor: int = 0
 
 
 def horizon_seq() -> int:
     return SyncState.objects.values_list("horizon_seq", flat=True).get(pk=1)
 
 
-def check_horizon(seq: int) -> None:
-    """A non-zero checkpoint below the tombstone horizon may have missed purged deletes."""
-    if seq > 0:
-        horizon = horizon_seq()
-        if seq < horizon:
-            raise ResetRequired(details={"checkpoint_seq": seq, "horizon_seq": horizon})
+def checkpoint_floor(checkpoint: checkpoints.Checkpoint) -> int:
+    """Refuse a checkpoint that may have missed purged deletes; return the floor to carry on with.
+
+    A client starting from scratch gets the current horizon as its floor (see
+    :mod:`sync.checkpoints`); later pages and pulls keep it.
+    """
+    horizon = horizon_seq()
+    if checkpoint.needs_reset(horizon):
+        raise ResetRequired(details={"checkpoint_seq": checkpoint.seq, "horizon_seq": horizon})
+    return horizon if checkpoint.seq == 0 else checkpoint.floor
 
 
 def collection_ids(names: list[str]) -> dict[str, int]:
     return dict(Collection.objects.filter(name__in=names).values_list("name", "id"))
 
 
-def changes_since(*, seq: int, limit: int, collection_ids: list[int] | None = None) -> ChangePage:
+def changes_since(*, seq: int, limit: int, collection_ids: list[int] | None = None, floor: int = 0) -> ChangePage:
     """Changes with ``seq`` greater than ``seq``, in seq (= commit) order, at most ``limit``."""
     limit = max(1, min(limit, MAX_PULL_LIMIT))
     params: list[Any] = [seq]
     where = "d.seq > %s"
     if collection_ids is not None:
         if not collection_ids:
-            return ChangePage([], seq, False)
+            return ChangePage([], seq, False, floor)
         where += " AND d.collection_id = ANY(%b)"
         params.append(collection_ids)
     params.append(limit + 1)
@@ -68,7 +73,7 @@ def changes_since(*, seq: int, limit: int, collection_ids: list[int] | None = No
         rows = cursor.fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return ChangePage(rows, rows[-1][0] if rows else seq, has_more)
+    return ChangePage(rows, rows[-1][0] if rows else seq, has_more, floor)
 
 
 def _string(value: str) -> bytes:
@@ -85,7 +90,7 @@ def render_pull(page: ChangePage) -> bytes:
         )
     return b'{"changes":[%b],"checkpoint":%b,"has_more":%b}' % (
         b",".join(parts),
-        _string(checkpoints.encode(page.last_seq)),
+        _string(checkpoints.encode(page.last_seq, page.floor)),
         b"true" if page.has_more else b"false",
     )
 

@@ -59,7 +59,7 @@ def validator_for(collection: dict[str, Any]) -> Draft202012Validator | None:
     return validator
 
 
-def _device_touch_for_push(
+def device_touch_for_push(
     cursor: Any, device_id: str, meta: dict[str, str], mutations: int, limits: SyncLimits
 ) -> None:
     cursor.execute(
@@ -79,10 +79,10 @@ def _device_touch_for_push(
     if revoked_at is not None:
         raise DeviceRevoked()
     if inserted:
-        _check_device_quota(cursor, limits)
+        device_quota_check(cursor, limits)
 
 
-def _check_device_quota(cursor: Any, limits: SyncLimits) -> None:
+def device_quota_check(cursor: Any, limits: SyncLimits) -> None:
     """A new device must fit the plan (revoked devices do not count)."""
     cursor.execute("SELECT count(*) FROM syncstore_device WHERE revoked_at IS NULL")
     (devices,) = cursor.fetchone()
@@ -98,7 +98,7 @@ def _check_device_quota(cursor: Any, limits: SyncLimits) -> None:
         )
 
 
-def _check_document_quota(cursor: Any, limits: SyncLimits, added: int) -> None:
+def document_quota_check(cursor: Any, limits: SyncLimits, added: int) -> None:
     """Live documents after the batch must fit the plan (maintained counters: no row count)."""
     if added <= 0:
         return
@@ -178,7 +178,7 @@ def sync_push_apply(
     with transaction.atomic():
         tenant_write_lock()
         with fast_cursor() as cursor:
-            _device_touch_for_push(cursor, device_id, meta, len(mutations), limits)
+            device_touch_for_push(cursor, device_id, meta, len(mutations), limits)
             if not mutations:
                 return PushResult([], 0, 0)
             stored = _stored_results(cursor, device_id, [m.mutation_id for m in mutations])
@@ -266,7 +266,7 @@ def sync_push_apply(
                 results.append(result)
                 new_records.append((mutation.mutation_id, orjson.dumps(result).decode()))
 
-            _check_document_quota(cursor, limits, sum(count_deltas.values()))
+            document_quota_check(cursor, limits, sum(count_deltas.values()))
             store.write_documents(cursor, [s for s in states.values() if s.dirty])
             store.adjust_counts(cursor, count_deltas)
             if new_records:
@@ -306,7 +306,7 @@ def device_touch_for_pull(*, device_id: str, seq: int, limits: SyncLimits) -> No
         if revoked_at is not None:
             raise DeviceRevoked()
         if inserted:
-            _check_device_quota(cursor, limits)
+            device_quota_check(cursor, limits)
 
 
 def device_check(*, device_id: str) -> None:

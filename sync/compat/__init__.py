@@ -36,17 +36,15 @@ from tenant_apps.syncstore.models import SyncState
 DEVICE_HEADER = "HTTP_X_OUTPOST_DEVICE"
 
 
-def device_id_for(request: Request, default: str) -> str:
-    """The device a compat request writes as: the ``X-Outpost-Device`` header, else the protocol's name."""
-    raw = request.META.get(DEVICE_HEADER)
-    if raw is None:
-        return default
-    return validate_device_id(raw)
-
-
 def device_given(request: Request) -> str | None:
+    """The ``X-Outpost-Device`` header (validated), or ``None`` when the client sends none."""
     raw = request.META.get(DEVICE_HEADER)
     return None if raw is None else validate_device_id(raw)
+
+
+def device_id_for(request: Request, default: str) -> str:
+    """The device a compat write is recorded as: the ``X-Outpost-Device`` header, else the protocol's name."""
+    return device_given(request) or default
 
 
 def client_meta(request: Request) -> dict[str, str]:
@@ -192,7 +190,7 @@ class DocumentWriter:
 
     def flush(self) -> int:
         """Write the changed documents (after checking the plan's document quota); return how many."""
-        services._check_document_quota(self.cursor, self.limits, sum(self.count_deltas.values()))
+        services.document_quota_check(self.cursor, self.limits, sum(self.count_deltas.values()))
         dirty = [s for s in self.states.values() if s.dirty]
         store.write_documents(self.cursor, dirty)
         store.adjust_counts(self.cursor, self.count_deltas)
@@ -225,7 +223,7 @@ def locked_write(
     with transaction.atomic():
         tenant_write_lock()
         with fast_cursor() as cursor:
-            services._device_touch_for_push(cursor, device_id, meta, records, limits)
+            services.device_touch_for_push(cursor, device_id, meta, records, limits)
             strict = SyncState.objects.values_list("strict_collections", flat=True).get(pk=1)
             collections = store.load_collections(cursor, sorted(set(names)), create_missing=not strict)
             missing = sorted(set(names) - set(collections))

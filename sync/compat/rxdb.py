@@ -196,6 +196,8 @@ def rxdb_push_apply(
     client and pushes again; they are not recorded as Conflict rows. A row that
     breaks the collection's JSON Schema rejects the whole push.
     """
+    if not rows:
+        return []
     conflicts: list[dict[str, Any]] = []
     with compat.locked_write(device_id=device_id, meta=meta, records=len(rows), names=[collection], limits=limits) as (
         cursor,
@@ -265,7 +267,13 @@ class RxdbPullApi(APIView):
                     ),
                     "checkpoint": inline_serializer(
                         "RxdbCheckpoint",
-                        {"seq": serializers.IntegerField(), "id": serializers.CharField(allow_null=True)},
+                        {
+                            "seq": serializers.IntegerField(help_text="The last change returned."),
+                            "id": serializers.CharField(allow_null=True, help_text="Its document id."),
+                            "horizon": serializers.IntegerField(
+                                help_text="The tombstone horizon this client's state accounts for."
+                            ),
+                        },
                     ),
                 },
             ),

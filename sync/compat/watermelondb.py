@@ -39,6 +39,8 @@ WATERMELON_LOCAL_FIELDS = ("_status", "_changed")
 _OUTPUT_KEYS = "array['id','_status','_changed']"
 _KINDS = ("created", "updated", "deleted")
 _MAX_SEQ = 2**63 - 1
+# How JavaScript renders a missing value in a query string (`${null}`, `${undefined}`).
+_ABSENT = ("", "null", "undefined")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class WmPull:
 
 def parse_last_pulled_at(raw: Any, *, required: bool) -> int | None:
     """A positive integer (JSON number or query string), or null/absent (a first sync)."""
-    if raw is None or raw in ("", "null"):
+    if raw is None or raw in _ABSENT:
         if required:
             raise InvalidInput(
                 "lastPulledAt is required: the timestamp of the last pull.", code="invalid_last_pulled_at"
@@ -77,7 +79,7 @@ def parse_last_pulled_at(raw: Any, *, required: bool) -> int | None:
 
 def parse_migration(raw: str | None) -> None:
     """``migration`` is accepted and ignored (every change is sent anyway), but it must be JSON."""
-    if raw in (None, "", "null"):
+    if raw is None or raw in _ABSENT:
         return
     try:
         orjson.loads(raw)

@@ -88,7 +88,7 @@ def test_every_committed_change_reaches_every_puller_exactly_once(committed_orga
                     failures.append(f"puller {number}: {response.status_code}")
                     return
                 body = response.json()
-                previous = checkpoints.decode(checkpoint)
+                previous = checkpoints.decode(checkpoint).seq
                 for change in body["changes"]:
                     seen[number].append((previous, change["id"], change["version"]))
                 checkpoint = body["checkpoint"]

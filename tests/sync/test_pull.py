@@ -110,6 +110,34 @@ def test_purge_keeps_tombstones_younger_than_the_retention(org) -> None:
         assert tombstones_purge(older_than=timedelta(days=30)) == {"purged": 0, "horizon_seq": 0}
 
 
+def test_a_client_starting_after_a_purge_pages_through_without_being_told_to_reset(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation(f"old-{i}", data={"i": i}) for i in range(4)])
+    push_ok(client, [mutation("gone", data={})])
+    push_ok(client, [mutation("gone", "delete", base_version=1)])
+    push_ok(client, [mutation("new", data={})])
+    with tenant_context(org.organisation):
+        tombstones_purge(older_than=timedelta(0))
+    # Live documents older than the horizon keep their old seq; a fresh client pages over them.
+    changes: list[str] = []
+    checkpoint = None
+    while True:
+        response = pull(client, checkpoint, limit=2)
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        changes.extend(change["id"] for change in body["changes"])
+        checkpoint = body["checkpoint"]
+        if not body["has_more"]:
+            break
+    assert changes == ["old-0", "old-1", "old-2", "old-3", "new"]
+    # A later purge still catches that client if it falls behind the new horizon.
+    push_ok(client, [mutation("x", data={})])
+    push_ok(client, [mutation("x", "delete", base_version=1)])
+    with tenant_context(org.organisation):
+        tombstones_purge(older_than=timedelta(0))
+    assert pull(client, checkpoint).json()["error"]["code"] == "reset_required"
+
+
 @pytest.mark.parametrize("checkpoint", ["garbage", "YzI6NQ", "@@@", checkpoints.encode(5)[:-1] + "!"])
 def test_foreign_checkpoints_are_400_not_a_silent_restart(org, checkpoint: str) -> None:
     response = pull(org.client(), checkpoint)
