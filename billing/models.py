@@ -75,3 +75,122 @@ class UsageDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id} {self.date}"
+
+
+class SubscriptionStatus(models.TextChoices):
+    """Stripe's subscription statuses (``""`` while an organisation has never subscribed)."""
+
+    NONE = "", "No subscription"
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+
+
+class BillingAccount(TimestampedModel):
+    """An organisation's Stripe customer and the last subscription state read from Stripe.
+
+    Written only by :mod:`billing.subscriptions` (from Stripe's current state,
+    never from an event payload). ``downgrade_at`` is when the organisation
+    drops to the free plan unless the subscription recovers; the periodic task
+    ``billing.tasks.downgrade_lapsed_all`` acts on it.
+    """
+
+    organisation = models.OneToOneField(
+        "tenants.Organisation", on_delete=models.CASCADE, related_name="billing_account"
+    )
+    stripe_customer_id = models.CharField(max_length=100, blank=True, default="")
+    stripe_subscription_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    subscription_status = models.CharField(
+        max_length=30, choices=SubscriptionStatus.choices, blank=True, default=SubscriptionStatus.NONE
+    )
+    stripe_price_id = models.CharField(max_length=100, blank=True, default="")
+    plan = models.ForeignKey(
+        Plan,
+        to_field="slug",
+        db_column="plan_slug",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The plan the subscription's price maps to.",
+    )
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    grace_until = models.DateTimeField(null=True, blank=True)
+    downgrade_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last read of the subscription from Stripe.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~models.Q(stripe_customer_id=""),
+                name="billing_account_unique_customer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id} {self.stripe_customer_id or '(no customer)'}"
+
+
+class StripeEvent(models.Model):
+    """Every webhook event Stripe delivered, once (unique by Stripe's event id).
+
+    A redelivery finds the row and does nothing more; processing (in a Celery
+    task, after commit) sets ``processed_at`` in the same transaction as its
+    effects, so an event is either fully applied or still pending.
+    """
+
+    stripe_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    organisation = models.ForeignKey(
+        "tenants.Organisation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=300, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["stripe_id"], name="stripe_event_unique_id")]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} {self.type}"
+
+
+class UsageReport(models.Model):
+    """One usage figure sent to Stripe as a meter event; its presence means "do not send again".
+
+    ``identifier`` is deterministic (organisation, day, metric), and is sent as
+    the meter event's identifier and idempotency key, so a report retried after
+    a lost response is not billed twice.
+    """
+
+    organisation = models.ForeignKey("tenants.Organisation", on_delete=models.CASCADE, related_name="usage_reports")
+    date = models.DateField()
+    metric = models.CharField(max_length=50)
+    value = models.BigIntegerField()
+    event_name = models.CharField(max_length=100)
+    stripe_customer_id = models.CharField(max_length=100)
+    identifier = models.CharField(max_length=100)
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-date", "metric"]
+        constraints = [
+            models.UniqueConstraint(fields=["identifier"], name="usage_report_unique_identifier"),
+            models.UniqueConstraint(fields=["organisation", "date", "metric"], name="usage_report_unique_org_day"),
+        ]
+
+    def __str__(self) -> str:
+        return self.identifier

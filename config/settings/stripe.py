@@ -7,6 +7,8 @@ answer ``503 billing_not_configured`` (and the webhook does the same while
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.settings.env import env
 
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", str, "")
@@ -20,6 +22,8 @@ STRIPE_WEBHOOK_TOLERANCE_SECONDS = env("STRIPE_WEBHOOK_TOLERANCE_SECONDS", int, 
 
 # How long a past_due subscription keeps its plan before the organisation drops to free.
 BILLING_GRACE_DAYS = env("BILLING_GRACE_DAYS", int, 7)
+if BILLING_GRACE_DAYS < 0:
+    raise ImproperlyConfigured("The BILLING_GRACE_DAYS environment variable must be 0 or more.")
 
 # Where Stripe sends the browser back. Empty means a page under OUTPOST_PUBLIC_URL
 # (see billing.stripe_client.billing_return_urls), resolved when used so that

@@ -171,5 +171,6 @@ def test_pull_query_count_is_constant(org) -> None:
         push_ok(client, [mutation(f"n{size}-{i}", data={"i": i}) for i in range(size)])
         with CaptureQueriesContext(connection) as queries:
             assert pull(client, limit=1000).status_code == 200
-        counts.append(len(queries))
+        # Only the organisation's tables: key and plan lookups are cache hits or misses by luck.
+        counts.append(sum("syncstore_" in q["sql"] for q in queries.captured_queries))
     assert counts[0] == counts[1] <= 3

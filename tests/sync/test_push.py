@@ -194,6 +194,7 @@ def test_push_query_count_does_not_grow_with_the_batch(org) -> None:
         batch = [mutation(f"d{size}-{i}", data={"n": i}) for i in range(size)]
         with CaptureQueriesContext(connection) as queries:
             push_ok(client, batch)
-        counts.append(len(queries))
+        # Only the organisation's tables: key and plan lookups are cache hits or misses by luck.
+        counts.append(sum("syncstore_" in q["sql"] for q in queries.captured_queries))
     assert counts[0] == counts[1]
-    assert counts[0] <= 14
+    assert counts[0] <= 10
