@@ -23,7 +23,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	@touch $@
 
 migrate: $(VENV)/.runtime
-	$(PY) manage.py migrate_schemas --noinput -v 1
+	$(PY) manage.py migrate_schemas --shared --noinput -v 1
+	$(PY) manage.py migrate_tenants
 
 run: migrate
 	$(PY) manage.py demo
