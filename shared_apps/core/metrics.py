@@ -77,14 +77,20 @@ def tier_of(plan_slug: str) -> str:
 
 
 def record_push(*, plan_slug: str, results: list[dict[str, Any]]) -> None:
-    tier = tier_of(plan_slug)
-    SYNC_PUSHES.labels(tier).inc()
     counts: dict[str, int] = {}
     for result in results:
         counts[result["status"]] = counts.get(result["status"], 0) + 1
-    for status, count in counts.items():
-        SYNC_MUTATIONS.labels(tier, status).inc(count)
     conflicts = sum(1 for result in results if result.get("conflict_id"))
+    record_push_counts(plan_slug=plan_slug, statuses=counts, conflicts=conflicts)
+
+
+def record_push_counts(*, plan_slug: str, statuses: dict[str, int], conflicts: int = 0) -> None:
+    """One accepted push with its mutations counted by outcome (the compat protocols report counts)."""
+    tier = tier_of(plan_slug)
+    SYNC_PUSHES.labels(tier).inc()
+    for status, count in statuses.items():
+        if count:
+            SYNC_MUTATIONS.labels(tier, status).inc(count)
     if conflicts:
         SYNC_CONFLICTS.labels(tier).inc(conflicts)
 

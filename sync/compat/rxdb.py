@@ -291,6 +291,7 @@ class RxdbPullApi(APIView):
         if device_id is not None:
             limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
             services.device_touch_for_pull(device_id=device_id, seq=page.checkpoint["seq"], limits=limits)
+        compat.count_pull(request)
         return json_response(render_pull(page))
 
 
@@ -338,4 +339,5 @@ class RxdbPushApi(APIView):
             meta=compat.client_meta(request),
             limits=limits,
         )
+        compat.count_push(request, written=len(rows) - len(conflicts), conflicts=len(conflicts))
         return json_response(conflicts)

@@ -349,6 +349,7 @@ class WatermelonSyncApi(APIView):
         if device_id is not None:
             limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
             services.device_touch_for_pull(device_id=device_id, seq=pull.timestamp - 1, limits=limits)
+        compat.count_pull(request)
         return json_response(render_pull(pull))
 
     @extend_schema(
@@ -380,4 +381,5 @@ class WatermelonSyncApi(APIView):
             meta=compat.client_meta(request),
             limits=limits,
         )
+        compat.count_push(request, written=len(records), conflicts=0)
         return json_response({})
