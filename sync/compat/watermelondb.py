@@ -118,7 +118,10 @@ def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
     return WmPull(rows, last_pulled_at is None, timestamp)
 
 
-def render_pull(pull: WmPull) -> bytes:
+def render_pull(pull: WmPull, *, created_as_updated: bool = False) -> bytes:
+    """Watermelon's pull body. ``created`` on a first sync and ``updated`` afterwards (the
+    protocol's contract); ``created_as_updated`` lists everything under ``updated`` for clients
+    that pass ``sendCreatedAsUpdated: true`` to ``synchronize()`` (no diagnostics either way)."""
     tables: dict[str, tuple[list[bytes], list[bytes]]] = {}
     for _seq, table, doc_id, deleted, data in pull.rows:
         records, deletes = tables.setdefault(table, ([], []))
@@ -131,7 +134,7 @@ def render_pull(pull: WmPull) -> bytes:
     parts = []
     for table, (records, deletes) in tables.items():
         listed = b"[" + b",".join(records) + b"]"
-        created, updated = (listed, empty) if pull.first else (empty, listed)
+        created, updated = (listed, empty) if pull.first and not created_as_updated else (empty, listed)
         parts.append(
             b'%b:{"created":%b,"updated":%b,"deleted":[%b]}'
             % (orjson.dumps(table), created, updated, b",".join(deletes))
@@ -350,7 +353,8 @@ class WatermelonSyncApi(APIView):
             limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
             services.device_touch_for_pull(device_id=device_id, seq=pull.timestamp - 1, limits=limits)
         compat.count_pull(request)
-        return json_response(render_pull(pull))
+        created_as_updated = params.get("created_as_updated", "").lower() in ("1", "true", "yes")
+        return json_response(render_pull(pull, created_as_updated=created_as_updated))
 
     @extend_schema(
         operation_id="compat_watermelondb_push",
