@@ -42,6 +42,7 @@ SHARED_APPS = [
     "shared_apps.accounts",
     "shared_apps.apikeys",
     "shared_apps.audit",
+    "shared_apps.portal",
     "billing",
     "sync",
 ]

@@ -1,0 +1,1 @@
+"""Portal views, one module per area; organisation pages are guarded by ``access.org_view``."""
