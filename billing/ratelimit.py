@@ -6,12 +6,14 @@ theoretical arrival time, TAT). One Lua script checks and spends one or more buc
 application servers' clocks do not matter. Keys are plain (``outpost:rl:…``), written through the raw
 django-redis client, never through the tenant-prefixed cache.
 
-* :class:`OrganisationRateThrottle` (a DRF throttle) spends one token of ``outpost:rl:org:<id>`` per API
-  request, plus one of ``outpost:rl:key:<id>`` when ``RATELIMIT_PER_KEY_SHARE`` < 1; over the limit it raises
-  :class:`~shared_apps.core.errors.RateLimited`.
-* :func:`auth_attempt_check` and :func:`auth_failure_record` (called by API key authentication) keep a bucket
-  per client address that only failed authentications spend; while it is empty every attempt from that
-  address, valid key or not, gets 429.
+* :func:`admit`, called by the API key authentication right after a key is verified, spends one token of
+  ``outpost:rl:org:<id>`` (plus one of ``outpost:rl:key:<id>`` when ``RATELIMIT_PER_KEY_SHARE`` < 1) and,
+  in the same call, checks the client address's failed-authentication bucket; over either limit it raises
+  :class:`~shared_apps.core.errors.RateLimited`. One Redis round trip per request.
+* :func:`auth_failure_record` spends from that per-address bucket on every failed authentication; while it
+  is empty every attempt from that address, valid key or not, gets 429.
+* :class:`OrganisationRateThrottle` (a DRF throttle) admits requests that did not come through the API key
+  authentication (none today) the same way.
 * :class:`RateLimitHeadersMiddleware` copies the state the throttle left on the request into ``RateLimit-*``
   response headers.
 
@@ -36,6 +38,7 @@ from django.http import HttpRequest, HttpResponse
 from django_redis import get_redis_connection
 from prometheus_client import Counter
 from redis.commands.core import Script
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
 from billing.selectors import plan_limits
@@ -55,19 +58,19 @@ UNAVAILABLE = Counter(
 )
 REJECTED = Counter("outpost_ratelimit_rejected_total", "Requests answered 429 by a rate limit, by policy.", ["policy"])
 
-# KEYS: the buckets. ARGV[1]: "1" to spend one token from every bucket (all or none), "0" to only look.
-# ARGV[2i], ARGV[2i+1]: bucket i's emission interval (time per token) and tolerance (burst x interval), in µs.
-# Returns {allowed, retry_us, remaining_1, full_in_us_1, remaining_2, full_in_us_2, ...}.
+# KEYS: the buckets. For bucket i, ARGV[3i-2] and ARGV[3i-1] are its emission interval (time per token) and
+# tolerance (burst x interval) in µs, and ARGV[3i] is "1" to spend a token from it or "0" to only look.
+# Every bucket must have a token for the request to be allowed; then the spending buckets each lose one
+# (all or none). Returns {allowed, retry_us, remaining_1, full_in_us_1, remaining_2, full_in_us_2, ...}.
 _GCRA_LUA = b"""
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local spend = ARGV[1] == '1'
 local allowed = 1
 local retry = 0
 local tats = {}
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local tolerance = tonumber(ARGV[2 * i + 1])
+  local interval = tonumber(ARGV[3 * i - 2])
+  local tolerance = tonumber(ARGV[3 * i - 1])
   local tat = tonumber(redis.call('GET', KEYS[i])) or now
   if tat < now then tat = now end
   tats[i] = tat
@@ -79,10 +82,10 @@ for i = 1, #KEYS do
 end
 local result = {allowed, retry}
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local tolerance = tonumber(ARGV[2 * i + 1])
+  local interval = tonumber(ARGV[3 * i - 2])
+  local tolerance = tonumber(ARGV[3 * i - 1])
   local tat = tats[i]
-  if allowed == 1 and spend then
+  if allowed == 1 and ARGV[3 * i] == '1' then
     tat = tat + interval
     -- %.0f: a plain integer string; tostring() would round a 16-digit number to 14 significant digits.
     redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
@@ -113,7 +116,7 @@ class Bucket:
 
     key: str
     policy: str
-    per_minute: int
+    per_minute: float
     burst: int
 
     @property
@@ -140,6 +143,7 @@ class RateLimitResult:
     allowed: bool
     retry_after: int  # whole seconds until the request would be allowed; 0 when allowed
     states: tuple[BucketState, ...]
+    blocked_by: str = ""  # the policy of a look-only bucket that refused the request
 
     @property
     def binding(self) -> BucketState:
@@ -181,21 +185,28 @@ def _redis_location() -> str:
     return str(settings.CACHES.get("default", {}).get("LOCATION", ""))
 
 
-def ratelimit_hit(*, buckets: tuple[Bucket, ...], check: str, spend: bool = True) -> RateLimitResult | None:
+def ratelimit_hit(
+    *, buckets: tuple[Bucket, ...], check: str, spend: bool = True, look: tuple[Bucket, ...] = ()
+) -> RateLimitResult | None:
     """Check (and with ``spend``, take one token from) every bucket in one atomic Redis call.
 
-    Tokens are taken from all buckets or from none. ``None`` means Redis could not be reached and the limiter
+    Tokens are taken from all buckets or from none. ``look`` buckets must also have a token left but are
+    never spent from, and stay out of the result's states (and so out of the headers); when one of them
+    blocks, ``blocked_by`` names its policy. ``None`` means Redis could not be reached and the limiter
     fails open; with ``RATELIMIT_FAIL_OPEN`` false that raises :class:`RateLimiterUnavailable` instead.
     """
     location = _redis_location()
     if _unavailable_until.get(location, 0.0) > time.monotonic():
         return _unavailable(check)
-    args: list[int] = [1 if spend else 0]
+    args: list[int] = []
     for bucket in buckets:
-        args += [bucket.interval_us, bucket.interval_us * bucket.burst]
+        args += [bucket.interval_us, bucket.interval_us * bucket.burst, 1 if spend else 0]
+    for bucket in look:
+        args += [bucket.interval_us, bucket.interval_us * bucket.burst, 0]
+    keys = [bucket.key for bucket in buckets] + [bucket.key for bucket in look]
     try:
-        reply = _GCRA(keys=[bucket.key for bucket in buckets], args=args, client=get_redis_connection("default"))
-    except Exception as exc:  # any failure to reach Redis, whatever the client library calls it
+        reply = _GCRA(keys=keys, args=args, client=get_redis_connection("default"))
+    except (RedisError, OSError) as exc:  # unreachable, timed out, refused, or answering errors
         _unavailable_until[location] = time.monotonic() + settings.RATELIMIT_REDIS_RETRY_SECONDS
         logger.warning(
             "rate limiter: Redis unreachable (%s); %s for %ss",
@@ -217,7 +228,11 @@ def ratelimit_hit(*, buckets: tuple[Bucket, ...], check: str, spend: bool = True
         for i, bucket in enumerate(buckets)
     )
     retry_after = 0 if allowed else max(1, math.ceil(retry_us / 1_000_000))
-    return RateLimitResult(allowed=bool(allowed), retry_after=retry_after, states=states)
+    blocked_by = ""
+    for i, bucket in enumerate(look, start=len(buckets)):
+        if int(reply[2 + 2 * i]) < 1 and not allowed:
+            blocked_by = bucket.policy
+    return RateLimitResult(allowed=bool(allowed), retry_after=retry_after, states=states, blocked_by=blocked_by)
 
 
 def _unavailable(check: str) -> None:
@@ -242,7 +257,7 @@ def organisation_buckets(*, organisation_id: int, plan_slug: str, api_key_id: in
             Bucket(
                 f"{KEY_PREFIX}:key:{api_key_id}",
                 POLICY_KEY,
-                max(1, math.floor(limits.requests_per_minute * share)),
+                limits.requests_per_minute * share,
                 max(1, math.floor(limits.burst * share)),
             )
         )
@@ -257,6 +272,35 @@ def organisation_ratelimit_hit(
     return ratelimit_hit(buckets=buckets, check="organisation")
 
 
+def admit(request: HttpRequest, principal: Any) -> None:
+    """Admit an authenticated API request: one atomic call spends the organisation's (and key's) token and
+    checks the client address's failed-authentication budget. Raises 429 when either is exhausted.
+
+    Called by the API key authentication right after the key is verified, so every authenticated request is
+    counted exactly once, whatever happens next (scope refusals included).
+    """
+    if not settings.RATELIMIT_ENABLED:
+        return
+    organisation = principal.organisation
+    buckets = organisation_buckets(
+        organisation_id=organisation.id, plan_slug=organisation.plan_slug, api_key_id=principal.key.id
+    )
+    address_bucket = auth_failure_bucket(client_address(request.META))
+    request.outpost_ratelimit_admitted = True  # type: ignore[attr-defined] - counted once, even failing open
+    result = ratelimit_hit(buckets=buckets, check="organisation", look=(address_bucket,))
+    if result is None:
+        return
+    if result.blocked_by == POLICY_AUTH_FAILURES:
+        REJECTED.labels(policy=POLICY_AUTH_FAILURES).inc()
+        # Describe the address's budget (the one that refused), not the organisation's.
+        address_only = ratelimit_hit(buckets=(address_bucket,), check="auth", spend=False)
+        raise (address_only or result).error(_AUTH_MESSAGE)
+    request.outpost_ratelimit = result  # type: ignore[attr-defined] - read by RateLimitHeadersMiddleware
+    if not result.allowed:
+        REJECTED.labels(policy=result.binding.policy).inc()
+        raise result.error()
+
+
 class OrganisationRateThrottle(BaseThrottle):
     """DRF throttle: one token of the caller's organisation per request; 429 ``rate_limited`` when empty.
 
@@ -266,8 +310,8 @@ class OrganisationRateThrottle(BaseThrottle):
     """
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        if not settings.RATELIMIT_ENABLED:
-            return True
+        if not settings.RATELIMIT_ENABLED or getattr(request._request, "outpost_ratelimit_admitted", False):
+            return True  # already admitted (and counted) by the API key authentication
         principal = request.auth
         organisation = getattr(principal, "organisation", None)
         if organisation is None:
@@ -349,20 +393,6 @@ def auth_failure_bucket(address: str) -> Bucket:
 
 
 _AUTH_MESSAGE = "Too many failed authentication attempts from this address."
-
-
-def auth_attempt_check(request: HttpRequest) -> None:
-    """Refuse (429) any authentication attempt from an address whose failure budget is spent.
-
-    Runs before the key is verified, so a blocked address learns nothing about the keys it tries: a right key
-    gets the same 429 as a wrong one.
-    """
-    if not settings.RATELIMIT_ENABLED:
-        return
-    result = ratelimit_hit(buckets=(auth_failure_bucket(client_address(request.META)),), check="auth", spend=False)
-    if result is not None and not result.allowed:
-        REJECTED.labels(policy=POLICY_AUTH_FAILURES).inc()
-        raise result.error(_AUTH_MESSAGE)
 
 
 def auth_failure_record(request: HttpRequest) -> None:

@@ -8,6 +8,7 @@ organisation changes plan (its snapshot is evicted and names the new slug).
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 from billing.models import Plan
@@ -35,8 +36,31 @@ def plan_cache_key(slug: str) -> str:
     return f"plan:{slug}"
 
 
+# Per-process memo in front of the platform cache: plans are read on every API
+# request and change a few times a year; an edit reaches every process within
+# PLAN_MEMO_SECONDS (an organisation moving to another plan is immediate: its
+# snapshot names the new plan).
+PLAN_MEMO_SECONDS = 2.0
+_memo: dict[str, tuple[float, PlanLimits]] = {}
+
+
 def plan_limits(*, slug: str) -> PlanLimits:
-    """The limits of plan ``slug`` (platform cache, else the database)."""
+    """The limits of plan ``slug`` (process memo, platform cache, else the database)."""
+    memo = _memo.get(slug)
+    now = time.monotonic()
+    if memo is not None and memo[0] > now:
+        return memo[1]
+    limits = _plan_limits_shared(slug)
+    _memo[slug] = (now + PLAN_MEMO_SECONDS, limits)
+    return limits
+
+
+def plan_limits_forget() -> None:
+    """Drop this process's memo (plan edits in this process, tests)."""
+    _memo.clear()
+
+
+def _plan_limits_shared(slug: str) -> PlanLimits:
     key = plan_cache_key(slug)
     cached = cache_get_many([key]).get(key)
     if cached is not None:

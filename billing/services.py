@@ -7,12 +7,12 @@ from typing import Any
 from django.db import transaction
 
 from billing.models import Plan
-from billing.selectors import plan_cache_key
+from billing.selectors import plan_cache_key, plan_limits_forget
 from shared_apps.audit.services import Actor, audit_record
 from shared_apps.core.cache import cache_delete_on_commit
 from shared_apps.core.errors import InvalidInput
 from tenants.models import Organisation
-from tenants.selectors import organisation_cache_key
+from tenants.selectors import organisation_cache_evict
 
 PLAN_LIMIT_FIELDS = (
     "requests_per_minute",
@@ -28,6 +28,7 @@ PLAN_LIMIT_FIELDS = (
 
 
 def plan_cache_evict(slug: str) -> None:
+    plan_limits_forget()
     cache_delete_on_commit(plan_cache_key(slug))
 
 
@@ -76,5 +77,5 @@ def organisation_change_plan(
         target_id=organisation.slug,
         details={"from": previous, "to": plan.slug, **({"reason": reason} if reason else {})},
     )
-    cache_delete_on_commit(organisation_cache_key(organisation.pk))
+    organisation_cache_evict(organisation.pk)
     return organisation

@@ -122,10 +122,9 @@ class OrganisationAdmin(admin.ModelAdmin):
                 target_id=obj.slug,
                 details={field: str(form.cleaned_data[field]) for field in others},
             )
-            from shared_apps.core.cache import cache_delete_on_commit
-            from tenants.selectors import organisation_cache_key
+            from tenants.selectors import organisation_cache_evict
 
-            cache_delete_on_commit(organisation_cache_key(obj.pk))
+            organisation_cache_evict(obj.pk)
 
     def get_urls(self) -> list:
         custom = [

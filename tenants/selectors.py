@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from django.db.models import QuerySet
 
-from shared_apps.core.cache import cache_get_many, cache_set
+from shared_apps.core.cache import cache_delete_on_commit, cache_get_many, cache_set
 from tenants.models import Organisation
 
 ORG_CACHE_SECONDS = 300
@@ -37,6 +38,24 @@ class OrganisationSnapshot:
 
 def organisation_cache_key(organisation_id: int) -> str:
     return f"org:{organisation_id}"
+
+
+# Other apps cache facts about an organisation under keys of their own (API keys
+# cache their organisation's snapshot with them); they register a function that
+# names those keys, so one eviction reaches every copy. tenants knows none of them.
+ORGANISATION_CACHE_KEY_PROVIDERS: list[Callable[[int], list[str]]] = []
+
+
+def organisation_cache_keys(organisation_id: int) -> list[str]:
+    keys = [organisation_cache_key(organisation_id)]
+    for provider in ORGANISATION_CACHE_KEY_PROVIDERS:
+        keys.extend(provider(organisation_id))
+    return keys
+
+
+def organisation_cache_evict(organisation_id: int) -> None:
+    """Evict every cached copy of the organisation's snapshot, now and after commit."""
+    cache_delete_on_commit(*organisation_cache_keys(organisation_id))
 
 
 def organisation_snapshot(*, organisation_id: int) -> OrganisationSnapshot | None:

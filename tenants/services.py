@@ -15,11 +15,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from shared_apps.audit.services import Actor, audit_record
-from shared_apps.core.cache import cache_delete_on_commit
 from shared_apps.core.errors import Conflict, InvalidInput, NotFound
 from tenants import provisioning
 from tenants.models import Domain, Organisation, OrganisationStatus
-from tenants.selectors import organisation_cache_key
+from tenants.selectors import organisation_cache_evict
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,48}[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -110,7 +109,7 @@ def organisation_provision(*, organisation_id: int) -> Organisation:
         target_id=organisation.slug,
         details={"schema": organisation.schema_name},
     )
-    cache_delete_on_commit(organisation_cache_key(organisation.pk))
+    organisation_cache_evict(organisation.pk)
     return organisation
 
 
@@ -127,7 +126,7 @@ def _set_status(organisation: Organisation, status: str, *, reason: str = "", **
     for field, value in timestamps.items():
         setattr(organisation, field, value)
     organisation.save(update_fields=["status", "status_reason", "updated_at", *timestamps])
-    cache_delete_on_commit(organisation_cache_key(organisation.pk))
+    organisation_cache_evict(organisation.pk)
     return organisation
 
 

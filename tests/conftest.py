@@ -17,6 +17,7 @@ from django.core.cache import caches
 from django.db import connection
 from rest_framework.test import APIClient
 
+from billing.selectors import plan_limits_forget
 from shared_apps.apikeys.models import DEFAULT_SCOPES, ApiKey
 from shared_apps.apikeys.services import api_key_create
 from shared_apps.audit.services import CLI
@@ -49,6 +50,7 @@ class KeyedOrganisation:
 def _clean_redis() -> Iterator[None]:
     """Every test starts with an empty cache / rate-limit state."""
     caches["default"].clear()
+    plan_limits_forget()
     yield
     connection.set_schema_to_public()
 
@@ -62,6 +64,7 @@ def plan_limits(db: None) -> Callable[..., None]:
         ensure_plans()
         Plan.objects.filter(slug=slug).update(**fields)
         caches["platform"].clear()
+        plan_limits_forget()
 
     return change
 

@@ -1,4 +1,11 @@
-"""API key lookups for authentication, cached in the platform cache."""
+"""API key lookups for authentication, cached in the platform cache.
+
+One cache entry per key holds everything a request needs — the key record
+(the digest, never the secret) and its organisation's snapshot — so an
+authenticated request costs one cache read. The entry is evicted when the key
+is revoked and, through :data:`tenants.selectors.ORGANISATION_CACHE_KEY_PROVIDERS`,
+whenever the organisation changes (status, plan).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from django.db.models import QuerySet
 from shared_apps.apikeys.models import ApiKey
 from shared_apps.core.cache import cache_get_many, cache_set
 from tenants.models import Organisation
+from tenants.selectors import OrganisationSnapshot, snapshot_of
 
 KEY_CACHE_SECONDS = 300
 UNKNOWN_KEY_CACHE_SECONDS = 30
@@ -49,8 +57,8 @@ def _record_of(api_key: ApiKey) -> ApiKeyRecord:
     )
 
 
-def api_key_lookup(*, prefix: str) -> ApiKeyRecord | None:
-    """Find a key by its public prefix: the platform cache first, then the database.
+def api_key_lookup(*, prefix: str) -> tuple[ApiKeyRecord, OrganisationSnapshot] | None:
+    """Find a key and its organisation by the key's public prefix: the platform cache, else the database.
 
     Unknown prefixes are cached briefly too, so guessing keys does not turn
     into one database query per guess.
@@ -59,16 +67,24 @@ def api_key_lookup(*, prefix: str) -> ApiKeyRecord | None:
     cached = cache_get_many([key])
     if key in cached:
         value = cached[key]
-        if value is None or value == {}:
+        if not value:
             return None
-        return ApiKeyRecord(**{**value, "scopes": tuple(value["scopes"])})
-    api_key = ApiKey.objects.filter(prefix=prefix).first()
+        record = ApiKeyRecord(**{**value["key"], "scopes": tuple(value["key"]["scopes"])})
+        return record, OrganisationSnapshot(**value["organisation"])
+    api_key = ApiKey.objects.filter(prefix=prefix).select_related("organisation").first()
     if api_key is None:
         cache_set(key, {}, UNKNOWN_KEY_CACHE_SECONDS)
         return None
     record = _record_of(api_key)
-    cache_set(key, asdict(record), KEY_CACHE_SECONDS)
-    return record
+    organisation = snapshot_of(api_key.organisation)
+    cache_set(key, {"key": asdict(record), "organisation": asdict(organisation)}, KEY_CACHE_SECONDS)
+    return record, organisation
+
+
+def api_key_cache_keys_for_organisation(organisation_id: int) -> list[str]:
+    """Cache entries that embed this organisation's snapshot (one per key)."""
+    prefixes = ApiKey.objects.filter(organisation_id=organisation_id).values_list("prefix", flat=True)
+    return [api_key_cache_key(prefix) for prefix in prefixes]
 
 
 def api_key_list(*, organisation: Organisation, include_revoked: bool = True) -> QuerySet[ApiKey]:

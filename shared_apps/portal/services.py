@@ -39,7 +39,7 @@ from shared_apps.core.cache import cache_add, cache_delete_on_commit
 from shared_apps.core.errors import Conflict, Forbidden, InvalidInput, RateLimited
 from shared_apps.portal import ratelimit
 from tenants.models import Organisation, OrganisationStatus
-from tenants.selectors import organisation_cache_key
+from tenants.selectors import organisation_cache_evict
 from tenants.services import MAX_NAME_LENGTH, organisation_create
 
 logger = logging.getLogger("outpost.portal")
@@ -190,7 +190,7 @@ def organisation_rename(*, actor: Actor, organisation: Organisation, name: str) 
         details={"from": previous, "to": name},
     )
     # The API's cached snapshot carries the name (whoami shows it).
-    cache_delete_on_commit(organisation_cache_key(organisation.pk))
+    organisation_cache_evict(organisation.pk)
     return organisation
 
 

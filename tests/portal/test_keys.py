@@ -101,7 +101,7 @@ def test_rolling_with_a_grace_period(admin, org) -> None:
     # Both work during the grace period; the API sees the old key's new expiry at once (cache evicted).
     assert whoami(new_key) == 200
     assert whoami(org.key) == 200
-    record = api_key_lookup(prefix=org.api_key.prefix)
+    record, _organisation = api_key_lookup(prefix=org.api_key.prefix)
     assert record.expires_at == org.api_key.expires_at.timestamp()
     event = AuditEvent.objects.get(action="api_key.rolled")
     assert event.target_id == org.api_key.display_prefix
