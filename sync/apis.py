@@ -38,10 +38,10 @@ def actor_of(request: Request) -> Actor:
     return Actor(label=f"api_key:{principal.key_prefix}")
 
 
-def require_json(request: Request) -> Any:
+def require_json(request: Request, *, check_depth: bool = True) -> Any:
     if not (request.content_type or "").startswith("application/json"):
         raise InvalidInput("Send the body as application/json.", code="unsupported_media_type")
-    return parse_json_body(request._request.body)
+    return parse_json_body(request._request.body, check_depth=check_depth)
 
 
 _error = inline_serializer(
@@ -105,7 +105,7 @@ class SyncPushApi(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        body = require_json(request)
+        body = require_json(request, check_depth=False)  # every document is depth-checked by parse_push
         limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
         device_id, meta, mutations = parse_push(body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
@@ -169,8 +169,7 @@ class SyncPullApi(APIView):
                     "collections is a comma-separated list of collection names.", code="invalid_collection"
                 ) from exc
             ids = list(selectors.collection_ids(names).values())
-        floor = selectors.checkpoint_floor(checkpoint)
-        page = selectors.changes_since(seq=checkpoint.seq, limit=limit, collection_ids=ids, floor=floor)
+        page = selectors.pull_page(checkpoint=checkpoint, limit=limit, collection_ids=ids)
         usage_incr(organisation_id=request.auth.organisation.id, pulls=1)
         record_pull(plan_slug=request.auth.organisation.plan_slug)
         if device_id is not None:

@@ -22,9 +22,9 @@ from tenant_apps.syncstore.models import Collection, Conflict, Device, SyncState
 
 @dataclass(frozen=True)
 class ChangePage:
-    """One page of the change feed, rows as raw JSON text fragments."""
+    """One page of the change feed; each change already rendered as JSON text by PostgreSQL."""
 
-    rows: list[tuple[int, str, str, int, bool, str]]  # seq, collection, id, version, deleted, data json
+    rows: list[tuple[int, str]]  # seq, the change's JSON object
     last_seq: int
     has_more: bool
     floor: int = 0
@@ -34,63 +34,64 @@ def horizon_seq() -> int:
     return SyncState.objects.values_list("horizon_seq", flat=True).get(pk=1)
 
 
-def checkpoint_floor(checkpoint: checkpoints.Checkpoint) -> int:
-    """Refuse a checkpoint that may have missed purged deletes; return the floor to carry on with.
-
-    A client starting from scratch gets the current horizon as its floor (see
-    :mod:`sync.checkpoints`); later pages and pulls keep it.
-    """
-    horizon = horizon_seq()
-    if checkpoint.needs_reset(horizon):
-        raise ResetRequired(details={"checkpoint_seq": checkpoint.seq, "horizon_seq": horizon})
-    return horizon if checkpoint.seq == 0 else checkpoint.floor
-
-
 def collection_ids(names: list[str]) -> dict[str, int]:
     return dict(Collection.objects.filter(name__in=names).values_list("name", "id"))
 
 
-def changes_since(*, seq: int, limit: int, collection_ids: list[int] | None = None, floor: int = 0) -> ChangePage:
-    """Changes with ``seq`` greater than ``seq``, in seq (= commit) order, at most ``limit``."""
+# Each change as a JSON object, assembled by PostgreSQL around the stored document
+# text: Python never decodes or re-encodes a document on the pull path.
+_CHANGE_JSON = """'{"collection":' || to_json(c.name)::text || ',"id":' || to_json(d.doc_id)::text
+    || ',"version":' || d.version || ',"deleted":' || CASE WHEN d.deleted THEN 'true' ELSE 'false' END
+    || ',"data":' || d.data::text || '}'"""
+
+
+def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids: list[int] | None = None) -> ChangePage:
+    """Changes after ``checkpoint`` in seq (= commit) order, at most ``limit``, in one statement.
+
+    The tombstone horizon is read in the same statement (one snapshot), so a
+    purge committing in between cannot slip past the reset check: a checkpoint
+    that may have missed purged deletes gets ``reset_required``. A client
+    starting from scratch gets the current horizon as its floor (see
+    :mod:`sync.checkpoints`).
+    """
     limit = max(1, min(limit, MAX_PULL_LIMIT))
-    params: list[Any] = [seq]
+    params: list[Any] = [checkpoint.seq]
     where = "d.seq > %s"
     if collection_ids is not None:
         if not collection_ids:
-            return ChangePage([], seq, False, floor)
+            collection_ids = [-1]
         where += " AND d.collection_id = ANY(%b)"
         params.append(collection_ids)
     params.append(limit + 1)
     with fast_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT d.seq, c.name, d.doc_id, d.version, d.deleted, d.data::text
-            FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
-            WHERE {where} ORDER BY d.seq LIMIT %s
+            SELECT s.horizon_seq, f.seq, f.change
+            FROM syncstore_syncstate s LEFT JOIN LATERAL (
+                SELECT d.seq, {_CHANGE_JSON} AS change
+                FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
+                WHERE {where} ORDER BY d.seq LIMIT %s
+            ) f ON true
+            WHERE s.id = 1 ORDER BY f.seq
             """,
             params,
         )
-        rows = cursor.fetchall()
+        result = cursor.fetchall()
+    horizon = result[0][0]
+    if checkpoint.needs_reset(horizon):
+        raise ResetRequired(details={"checkpoint_seq": checkpoint.seq, "horizon_seq": horizon})
+    floor = horizon if checkpoint.seq == 0 else checkpoint.floor
+    rows = [(row[1], row[2]) for row in result if row[1] is not None]
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return ChangePage(rows, rows[-1][0] if rows else seq, has_more, floor)
-
-
-def _string(value: str) -> bytes:
-    return orjson.dumps(value)
+    return ChangePage(rows, rows[-1][0] if rows else checkpoint.seq, has_more, floor)
 
 
 def render_pull(page: ChangePage) -> bytes:
-    """The native pull response body, built around the stored JSON text."""
-    parts: list[bytes] = []
-    for _seq, collection, doc_id, version, deleted, data in page.rows:
-        parts.append(
-            b'{"collection":%b,"id":%b,"version":%d,"deleted":%b,"data":%b}'
-            % (_string(collection), _string(doc_id), version, b"true" if deleted else b"false", data.encode())
-        )
+    """The native pull response body."""
     return b'{"changes":[%b],"checkpoint":%b,"has_more":%b}' % (
-        b",".join(parts),
-        _string(checkpoints.encode(page.last_seq, page.floor)),
+        ",".join(change for _seq, change in page.rows).encode(),
+        orjson.dumps(checkpoints.encode(page.last_seq, page.floor)),
         b"true" if page.has_more else b"false",
     )
 

@@ -39,17 +39,27 @@ def collection_row(row: tuple) -> dict[str, Any]:
 
 
 def load_states(cursor: Any, keys: list[tuple[int, str]]) -> dict[tuple[int, str], DocState]:
-    if not keys:
-        return {}
-    cursor.execute(
-        """
-        SELECT d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device
-        FROM syncstore_document d
-        JOIN unnest(%b::bigint[], %b::text[]) AS k(cid, did) ON d.collection_id = k.cid AND d.doc_id = k.did
-        """,
-        [[k[0] for k in keys], [k[1] for k in keys]],
-    )
-    return {(row[0], row[1]): DocState(*row) for row in cursor.fetchall()}
+    """The current state of the given (collection id, document id) pairs that exist.
+
+    One ``collection_id = %s AND doc_id = ANY(%b)`` lookup per collection: always
+    the unique (collection, doc_id) index. A join against ``unnest()`` lets the
+    planner pick a merge join on the collection alone when its statistics are
+    stale, which reads the whole collection.
+    """
+    by_collection: dict[int, list[str]] = {}
+    for collection_id, doc_id in keys:
+        by_collection.setdefault(collection_id, []).append(doc_id)
+    states: dict[tuple[int, str], DocState] = {}
+    for collection_id, doc_ids in by_collection.items():
+        cursor.execute(
+            """
+            SELECT collection_id, doc_id, data, version, deleted, field_versions, client_ts, last_device
+            FROM syncstore_document WHERE collection_id = %s AND doc_id = ANY(%b)
+            """,
+            [collection_id, doc_ids],
+        )
+        states.update({(row[0], row[1]): DocState(*row) for row in cursor.fetchall()})
+    return states
 
 
 def write_documents(cursor: Any, states: list[DocState]) -> None:

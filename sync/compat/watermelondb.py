@@ -231,17 +231,19 @@ def parse_push(body: Any, query_last_pulled_at: str | None, limits: SyncLimits) 
 
 
 def _changed_since(cursor: Any, keys: list[tuple[int, str]], seq: int) -> set[tuple[int, str]]:
-    if not keys:
-        return set()
-    cursor.execute(
-        """
-        SELECT d.collection_id, d.doc_id FROM syncstore_document d
-        JOIN unnest(%b::bigint[], %b::text[]) AS k(cid, did) ON d.collection_id = k.cid AND d.doc_id = k.did
-        WHERE d.seq >= %s
-        """,
-        [[k[0] for k in keys], [k[1] for k in keys], seq],
-    )
-    return {(row[0], row[1]) for row in cursor.fetchall()}
+    """Pushed records whose document changed at or after ``seq`` (per collection: always the unique index)."""
+    by_collection: dict[int, list[str]] = {}
+    for collection_id, doc_id in keys:
+        by_collection.setdefault(collection_id, []).append(doc_id)
+    changed: set[tuple[int, str]] = set()
+    for collection_id, doc_ids in by_collection.items():
+        cursor.execute(
+            "SELECT collection_id, doc_id FROM syncstore_document"
+            " WHERE collection_id = %s AND doc_id = ANY(%b) AND seq >= %s",
+            [collection_id, doc_ids, seq],
+        )
+        changed.update((row[0], row[1]) for row in cursor.fetchall())
+    return changed
 
 
 def watermelon_push_apply(
