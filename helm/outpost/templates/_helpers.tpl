@@ -167,6 +167,7 @@ SENTRY_ENVIRONMENT: {{ .Values.config.sentryEnvironment | quote }}
 SENTRY_RELEASE: {{ .Values.config.sentryRelease | default (include "outpost.imageTag" .) | quote }}
 RATELIMIT_FAIL_OPEN: {{ ternary "true" "false" (.Values.config.ratelimitFailOpen | default false) | quote }}
 FORWARDED_ALLOW_IPS: {{ .Values.config.forwardedAllowIps | quote }}
+RATELIMIT_TRUSTED_PROXIES: {{ join "," (.Values.config.ratelimitTrustedProxies | default list) | quote }}
 # Several processes per pod: Prometheus samples are aggregated through files here (an emptyDir).
 PROMETHEUS_MULTIPROC_DIR: "/tmp/prometheus"
 # Celery workers serve their task metrics on this port (web pods ignore it).
