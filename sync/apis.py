@@ -200,6 +200,15 @@ class CollectionListApi(APIView):
         return json_response({"collections": [collection_dict(c) for c in selectors.collection_list()]})
 
 
+_collection_body = inline_serializer(
+    "CollectionSettings",
+    {
+        "conflict_policy": serializers.ChoiceField(ConflictPolicy.values, required=False),
+        "json_schema": serializers.JSONField(required=False, allow_null=True),
+    },
+)
+
+
 class CollectionDetailApi(APIView):
     required_scopes = {"GET": "sync:read", "PATCH": "admin", "PUT": "admin"}
 
@@ -209,41 +218,22 @@ class CollectionDetailApi(APIView):
 
     @extend_schema(
         operation_id="collections_update",
-        request=inline_serializer(
-            "CollectionUpdate",
-            {
-                "conflict_policy": serializers.ChoiceField(ConflictPolicy.values, required=False),
-                "json_schema": serializers.JSONField(required=False, allow_null=True),
-            },
-        ),
+        request=_collection_body,
         responses={200: OpenApiTypes.OBJECT, **_errors},
     )
     def patch(self, request: Request, name: str) -> HttpResponse:
-        body = require_json(request)
-        if not isinstance(body, dict) or set(body) - {"conflict_policy", "json_schema"}:
-            raise InvalidInput("Send conflict_policy and/or json_schema.", code="invalid_body")
-        collection = services.collection_update(
-            actor=actor_of(request),
-            organisation=request.auth.organisation.as_tenant(),
-            name=name,
-            conflict_policy=body.get("conflict_policy"),
-            json_schema=body.get("json_schema", ...),
-        )
-        return json_response(collection_dict(collection))
+        return self._update(request, name, create=False)
 
     @extend_schema(
         operation_id="collections_create_or_update",
-        request=inline_serializer(
-            "CollectionPut",
-            {
-                "conflict_policy": serializers.ChoiceField(ConflictPolicy.values, required=False),
-                "json_schema": serializers.JSONField(required=False, allow_null=True),
-            },
-        ),
+        request=_collection_body,
         responses={200: OpenApiTypes.OBJECT, **_errors},
     )
     def put(self, request: Request, name: str) -> HttpResponse:
         """Create or change a collection (e.g. to declare it under strict collections)."""
+        return self._update(request, name, create=True)
+
+    def _update(self, request: Request, name: str, *, create: bool) -> HttpResponse:
         body = require_json(request)
         if not isinstance(body, dict) or set(body) - {"conflict_policy", "json_schema"}:
             raise InvalidInput("Send conflict_policy and/or json_schema.", code="invalid_body")
@@ -252,22 +242,15 @@ class CollectionDetailApi(APIView):
             organisation=request.auth.organisation.as_tenant(),
             name=name,
             conflict_policy=body.get("conflict_policy"),
-            json_schema=body.get("json_schema"),
-            create=True,
+            # PATCH leaves an absent schema alone; PUT describes the whole collection.
+            json_schema=body.get("json_schema") if create else body.get("json_schema", ...),
+            create=create,
         )
         return json_response(collection_dict(collection))
 
 
 def _page_limit(raw: str | None, default: int = 100, maximum: int = 1000) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise InvalidInput("limit must be an integer.", code="invalid_limit") from exc
-    if not 1 <= value <= maximum:
-        raise InvalidInput(f"limit is between 1 and {maximum}.", code="invalid_limit")
-    return value
+    return selectors.parse_limit(raw, default=default, maximum=maximum)
 
 
 class DocumentListApi(APIView):

@@ -96,18 +96,23 @@ def render_pull(page: ChangePage) -> bytes:
     )
 
 
-def pull_limit(raw: str | None) -> int:
+def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
+    """A ``limit`` query parameter: absent means ``default``; otherwise 1..``maximum`` or 400 ``invalid_limit``."""
     from shared_apps.core.errors import InvalidInput
 
     if raw in (None, ""):
-        return DEFAULT_PULL_LIMIT
+        return default
     try:
         value = int(raw)
     except ValueError as exc:
         raise InvalidInput("limit must be an integer.", code="invalid_limit") from exc
-    if not 1 <= value <= MAX_PULL_LIMIT:
-        raise InvalidInput(f"limit is between 1 and {MAX_PULL_LIMIT}.", code="invalid_limit")
+    if not 1 <= value <= maximum:
+        raise InvalidInput(f"limit is between 1 and {maximum}.", code="invalid_limit")
     return value
+
+
+def pull_limit(raw: str | None) -> int:
+    return parse_limit(raw, default=DEFAULT_PULL_LIMIT, maximum=MAX_PULL_LIMIT)
 
 
 def document_get(*, collection: str, doc_id: str) -> dict[str, Any]:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from billing.queues import enqueue_for_organisation
-from config.celery import app
 from sync.tasks import purge_tombstones
 from tenants.context import tenant_context
 from tests.sync.helpers import mutation, push_ok
+from tests.workers import celery_worker_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,41 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def worker() -> Iterator[subprocess.Popen]:
     """A worker process on the test database and Redis, consuming the tenant and platform queues."""
-    database = connection.settings_dict
-    host = database["HOST"] or "127.0.0.1"
-    if host.startswith("/"):
-        url = f"postgresql://{database['USER']}@/{database['NAME']}?host={host}"
-    else:
-        url = f"postgresql://{database['USER']}@{host}:{database['PORT'] or 5432}/{database['NAME']}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": url,
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
-    queues = ",".join(["platform", "tenant.free", "tenant.free.overflow"])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--concurrency", "4",
-         "--pool", "threads", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING",
-         "-I", "tests.billing.tasks_for_tests"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    app.conf.task_always_eager = False
-    app.control.purge()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if app.control.ping(timeout=0.5):
-            break
-    else:
-        process.kill()
-        pytest.fail("the Celery worker did not start")
-    yield process
-    app.conf.task_always_eager = True
-    app.control.purge()
-    process.terminate()
-    process.wait(timeout=20)
+    with celery_worker_process(
+        queues=["platform", "tenant.free", "tenant.free.overflow"],
+        concurrency=4,
+        include=["tests.billing.tasks_for_tests"],
+    ) as process:
+        yield process
 
 
 def test_a_task_runs_in_its_organisations_schema(committed_organisation, worker) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.workers import celery_worker_process
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -61,43 +61,5 @@ def screenshots() -> Path:
 @pytest.fixture
 def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen]:
     """A real Celery worker on the platform queue, so provisioning really happens in the background."""
-    from django.conf import settings
-    from django.db import connection
-
-    from config.celery import app
-
-    database = connection.settings_dict
-    host = database["HOST"] or "127.0.0.1"
-    if host.startswith("/"):
-        url = f"postgresql://{database['USER']}@/{database['NAME']}?host={host}"
-    else:
-        url = f"postgresql://{database['USER']}@{host}:{database['PORT'] or 5432}/{database['NAME']}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": url,
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "platform", "--concurrency", "2",
-         "--pool", "threads", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    app.conf.task_always_eager = False
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if app.control.ping(timeout=0.5):
-                break
-        else:
-            pytest.fail("the Celery worker did not start")
+    with celery_worker_process(queues=["platform"], concurrency=2) as process:
         yield process
-    finally:
-        app.conf.task_always_eager = True
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
