@@ -31,7 +31,7 @@ from billing.selectors import plan_limits
 from config.sentry import tag_organisation
 from tenants.context import tenant_context
 from tenants.models import Organisation
-from tenants.selectors import OrganisationSnapshot, snapshot_of
+from tenants.selectors import OrganisationSnapshot
 
 logger = logging.getLogger("outpost.queues")
 
@@ -123,8 +123,3 @@ class OrganisationTask(TenantTask):
         finally:
             redis.eval(_RELEASE, 1, running_key)
             redis.eval(_RELEASE, 1, _pending_key(organisation.pk))
-
-
-def snapshot_queue(organisation: Organisation) -> str:
-    """For display (portal/admin): where this organisation's tasks go."""
-    return queue_for(snapshot_of(organisation))

@@ -249,10 +249,6 @@ class CollectionDetailApi(APIView):
         return json_response(collection_dict(collection))
 
 
-def _page_limit(raw: str | None, default: int = 100, maximum: int = 1000) -> int:
-    return selectors.parse_limit(raw, default=default, maximum=maximum)
-
-
 class DocumentListApi(APIView):
     required_scope = "sync:read"
 
@@ -269,7 +265,7 @@ class DocumentListApi(APIView):
         documents, next_cursor = selectors.document_list(
             collection=name,
             after=request.query_params.get("after"),
-            limit=_page_limit(request.query_params.get("limit")),
+            limit=selectors.parse_limit(request.query_params.get("limit"), default=100, maximum=1000),
             include_deleted=request.query_params.get("include_deleted") in ("1", "true"),
         )
         return json_response({"documents": documents, "next": next_cursor})
@@ -329,7 +325,7 @@ class ConflictListApi(APIView):
             if not before.isdigit():
                 raise InvalidInput("before must be a conflict id.", code="invalid_cursor")
             queryset = queryset.filter(pk__lt=int(before))
-        limit = _page_limit(request.query_params.get("limit"), default=50, maximum=500)
+        limit = selectors.parse_limit(request.query_params.get("limit"), default=50, maximum=500)
         conflicts = list(queryset.order_by("-id")[: limit + 1])
         page = conflicts[:limit]
         return json_response(

@@ -31,6 +31,16 @@ class DocState:
     exists: bool = True
     dirty: bool = False
 
+    @property
+    def present(self) -> bool:
+        """The document exists: stored, or created earlier in this batch."""
+        return self.exists or self.dirty
+
+    @property
+    def live(self) -> bool:
+        """Present and not a tombstone (what document counts and quotas count)."""
+        return self.present and not self.deleted
+
     def snapshot(self) -> dict[str, Any]:
         return {"data": self.data, "version": self.version, "deleted": self.deleted}
 
@@ -75,7 +85,7 @@ def _write(
     state: DocState, data: dict[str, Any], deleted: bool, mutation: Mutation, device_id: str, now_ms: int
 ) -> None:
     """Apply a new version to ``state`` in memory (the service persists dirty states)."""
-    new_version = state.version + 1 if state.exists or state.dirty else 1
+    new_version = state.version + 1 if state.present else 1
     for key in _changed_fields(state.data if not state.deleted else {}, data if not deleted else {}):
         state.field_versions[key] = new_version
     if not state.exists and not state.dirty:
@@ -125,8 +135,7 @@ def decide(state: DocState, mutation: Mutation, policy: str, device_id: str, now
       ``server_wins``/``client_wins``/``last_write_wins`` pick a side and record
       a resolved conflict holding the losing side, ``manual`` opens a conflict.
     """
-    exists = state.exists or state.dirty
-    if not exists:
+    if not state.present:
         data, deleted = _candidate(None, mutation)
         _write(state, data, deleted, mutation, device_id, now_ms)
         return Outcome("applied")

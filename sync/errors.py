@@ -33,6 +33,11 @@ class CollectionNotFound(NotFound):
     message = "No such collection."
 
 
+class DeviceNotFound(NotFound):
+    code = "device_not_found"
+    message = "No such device."
+
+
 class DocumentNotFound(NotFound):
     code = "document_not_found"
     message = "No such document."

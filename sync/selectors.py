@@ -17,7 +17,7 @@ from sync import checkpoints
 from sync.db import fast_cursor
 from sync.errors import CollectionNotFound, DocumentNotFound, ResetRequired
 from sync.limits import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT
-from tenant_apps.syncstore.models import Collection, Conflict, Device, SyncState
+from tenant_apps.syncstore.models import Collection, Conflict, Device
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,6 @@ class ChangePage:
     last_seq: int
     has_more: bool
     floor: int = 0
-
-
-def horizon_seq() -> int:
-    return SyncState.objects.values_list("horizon_seq", flat=True).get(pk=1)
 
 
 def collection_ids(names: list[str]) -> dict[str, int]:

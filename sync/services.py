@@ -28,6 +28,7 @@ from sync.errors import (
     CollectionNotFound,
     ConflictAlreadyResolved,
     ConflictNotFound,
+    DeviceNotFound,
     DeviceRevoked,
 )
 from sync.limits import SyncLimits
@@ -235,10 +236,9 @@ def sync_push_apply(
                         )
                         outcomes.append(None)
                         continue
-                was_live = (state.exists or state.dirty) and not state.deleted
+                was_live = state.live
                 outcome = engine.decide(state, mutation, collection["policy"], device_id, now_ms)
-                is_live = (state.exists or state.dirty) and not state.deleted
-                count_deltas[collection["id"]] = count_deltas.get(collection["id"], 0) + int(is_live) - int(was_live)
+                count_deltas[collection["id"]] = count_deltas.get(collection["id"], 0) + int(state.live) - int(was_live)
                 if outcome.conflict is not None:
                     conflict_slots.append(len(outcomes))
                     pending_conflicts.append(
@@ -319,9 +319,7 @@ def device_check(*, device_id: str) -> None:
 def device_revoke(*, actor: Actor, organisation: Organisation, device_id: str) -> Device:
     device = Device.objects.select_for_update().filter(device_id=device_id).first()
     if device is None:
-        from sync.errors import DocumentNotFound
-
-        raise DocumentNotFound("No such device.", code="device_not_found")
+        raise DeviceNotFound()
     if device.revoked_at is None:
         device.revoked_at = timezone.now()
         device.save(update_fields=["revoked_at"])
@@ -453,7 +451,7 @@ def conflict_resolve(
         with fast_cursor() as cursor:
             states = store.load_states(cursor, [(collection.id, conflict.doc_id)])
             state = states.get((collection.id, conflict.doc_id)) or engine.new_state(collection.id, conflict.doc_id)
-            was_live = (state.exists or state.dirty) and not state.deleted
+            was_live = state.live
             if choose != "server":
                 if choose == "client":
                     write = conflict.client_write
@@ -479,8 +477,7 @@ def conflict_resolve(
                         )
                 engine.decide(state, mutation, "manual", f"resolution:{actor.label}"[:128], int(time.time() * 1000))
                 store.write_documents(cursor, [state] if state.dirty else [])
-                is_live = (state.exists or state.dirty) and not state.deleted
-                store.adjust_counts(cursor, {collection.id: int(is_live) - int(was_live)})
+                store.adjust_counts(cursor, {collection.id: int(state.live) - int(was_live)})
         conflict.status = "resolved"
         conflict.resolution = choose
         conflict.resolved_by = actor.label

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from shared_apps.core.cache import cache_delete_on_commit, cache_get_many, cache_set
+from shared_apps.core.cache import cache_delete_on_commit
 from tenants.models import Organisation
-
-ORG_CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -36,18 +34,15 @@ class OrganisationSnapshot:
         )
 
 
-def organisation_cache_key(organisation_id: int) -> str:
-    return f"org:{organisation_id}"
-
-
-# Other apps cache facts about an organisation under keys of their own (API keys
-# cache their organisation's snapshot with them); they register a function that
-# names those keys, so one eviction reaches every copy. tenants knows none of them.
+# Snapshots of an organisation are cached by the apps that read them, under keys
+# of their own (API keys cache their organisation's snapshot with them); they
+# register a function naming those keys, so one eviction reaches every copy.
+# tenants knows none of them.
 ORGANISATION_CACHE_KEY_PROVIDERS: list[Callable[[int], list[str]]] = []
 
 
 def organisation_cache_keys(organisation_id: int) -> list[str]:
-    keys = [organisation_cache_key(organisation_id)]
+    keys: list[str] = []
     for provider in ORGANISATION_CACHE_KEY_PROVIDERS:
         keys.extend(provider(organisation_id))
     return keys
@@ -56,20 +51,6 @@ def organisation_cache_keys(organisation_id: int) -> list[str]:
 def organisation_cache_evict(organisation_id: int) -> None:
     """Evict every cached copy of the organisation's snapshot, now and after commit."""
     cache_delete_on_commit(*organisation_cache_keys(organisation_id))
-
-
-def organisation_snapshot(*, organisation_id: int) -> OrganisationSnapshot | None:
-    """The organisation's snapshot from the platform cache, else the database."""
-    key = organisation_cache_key(organisation_id)
-    cached = cache_get_many([key]).get(key)
-    if cached is not None:
-        return OrganisationSnapshot(**cached)
-    organisation = Organisation.all_objects.filter(pk=organisation_id).first()
-    if organisation is None:
-        return None
-    snapshot = snapshot_of(organisation)
-    cache_set(key, asdict(snapshot), ORG_CACHE_SECONDS)
-    return snapshot
 
 
 def snapshot_of(organisation: Organisation) -> OrganisationSnapshot:

@@ -125,14 +125,6 @@ def render_record(doc_id: str, data_text: str, extra: bytes = b"") -> bytes:
     return head + b"," + data_text[1:].encode()
 
 
-def is_live(state: DocState) -> bool:
-    return (state.exists or state.dirty) and not state.deleted
-
-
-def exists(state: DocState) -> bool:
-    return state.exists or state.dirty
-
-
 @dataclass
 class DocumentWriter:
     """Applies whole-document writes to loaded states through the engine, then persists them in bulk.
@@ -171,21 +163,21 @@ class DocumentWriter:
 
     def set(self, collection: dict[str, Any], state: DocState, data: dict[str, Any], deleted: bool) -> None:
         """Make the document exactly ``data`` (a tombstone when ``deleted``)."""
-        was_live = is_live(state)
+        was_live = state.live
         if deleted:
             # A tombstone keeps the fields it was deleted with; when the client deletes a
             # document it holds with other fields (or one the server never had), store them first.
-            if not exists(state) or state.data != data:
+            if not state.present or state.data != data:
                 self._decide(collection["name"], state, "put", data)
             self._decide(collection["name"], state, "delete", None)
         else:
             self._decide(collection["name"], state, "put", data)
-        delta = int(is_live(state)) - int(was_live)
+        delta = int(state.live) - int(was_live)
         self.count_deltas[collection["id"]] = self.count_deltas.get(collection["id"], 0) + delta
 
     def delete(self, collection: dict[str, Any], state: DocState) -> None:
         """Tombstone an existing document, keeping its last fields; nothing for an unknown or deleted one."""
-        if is_live(state):
+        if state.live:
             self.set(collection, state, state.data, True)
 
     def flush(self) -> int:

@@ -209,7 +209,7 @@ def rxdb_push_apply(
         errors: list[dict[str, Any]] = []
         for row in rows:
             state = writer.state(target["id"], row.doc_id)
-            if compat.exists(state):
+            if state.present:
                 server = (state.data, state.deleted)
                 if server == (row.data, row.deleted):
                     continue

@@ -276,14 +276,14 @@ def watermelon_push_apply(
             key = (collection["id"], record.doc_id)
             state = writer.state(*key)
             if record.data is None:
-                if not compat.is_live(state):
+                if not state.live:
                     continue  # unknown or already deleted
                 if key in changed:
                     conflicts.append({"table": record.table, "id": record.doc_id})
                     continue
                 writer.delete(collection, state)
                 continue
-            if compat.is_live(state) and state.data == record.data:
+            if state.live and state.data == record.data:
                 continue
             if key in changed:
                 conflicts.append({"table": record.table, "id": record.doc_id})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -80,18 +82,16 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a role.")
         return _back(request)
-    try:
-        services.member_change_role(
+    return _flash(
+        request,
+        lambda: services.member_change_role(
             actor=Actor.for_user(request.user),
             by=request.membership,
             membership=membership,
             role=form.cleaned_data["role"],
-        )
-    except OutpostError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
-    return _back(request)
+        ),
+        f"{membership.user.email} is now {form.cleaned_data['role']}.",
+    )
 
 
 @require_POST
@@ -102,19 +102,30 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
         return not_found(request)
     if membership.pk == request.membership.pk:
         return _leave(request)
-    try:
-        services.member_remove(actor=Actor.for_user(request.user), by=request.membership, membership=membership)
-    except OutpostError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{membership.user.email} was removed.")
-    return _back(request)
+    return _flash(
+        request,
+        lambda: services.member_remove(
+            actor=Actor.for_user(request.user), by=request.membership, membership=membership
+        ),
+        f"{membership.user.email} was removed.",
+    )
 
 
 @require_POST
 @org_view("viewer")
 def member_leave(request: HttpRequest) -> HttpResponse:
     return _leave(request)
+
+
+def _flash(request: HttpRequest, action: Callable[[], object], success: str) -> HttpResponse:
+    """Run one service call; show its error, or ``success``; back to the members page."""
+    try:
+        action()
+    except OutpostError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+    return _back(request)
 
 
 def _leave(request: HttpRequest) -> HttpResponse:
@@ -138,13 +149,11 @@ def ownership_transfer(request: HttpRequest) -> HttpResponse:
     if target is None:
         messages.error(request, "Choose a member of this organisation.")
         return _back(request)
-    try:
-        services.ownership_transfer(actor=Actor.for_user(request.user), by=request.membership, to=target)
-    except OutpostError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{target.user.email} is now an owner; you are an admin.")
-    return _back(request)
+    return _flash(
+        request,
+        lambda: services.ownership_transfer(actor=Actor.for_user(request.user), by=request.membership, to=target),
+        f"{target.user.email} is now an owner; you are an admin.",
+    )
 
 
 def _invite_or_none(request: HttpRequest, invite_id: int):
@@ -157,15 +166,13 @@ def invite_resend(request: HttpRequest, invite_id: int) -> HttpResponse:
     invite = _invite_or_none(request, invite_id)
     if invite is None:
         return not_found(request)
-    try:
-        services.invite_send_again(
+    return _flash(
+        request,
+        lambda: services.invite_send_again(
             actor=Actor.for_user(request.user), by=request.membership, invite=invite, base_url=services.public_url()
-        )
-    except OutpostError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"A new invitation link was sent to {invite.email}; the old link no longer works.")
-    return _back(request)
+        ),
+        f"A new invitation link was sent to {invite.email}; the old link no longer works.",
+    )
 
 
 @require_POST
@@ -174,10 +181,8 @@ def invite_withdraw(request: HttpRequest, invite_id: int) -> HttpResponse:
     invite = _invite_or_none(request, invite_id)
     if invite is None:
         return not_found(request)
-    try:
-        services.invite_cancel(actor=Actor.for_user(request.user), by=request.membership, invite=invite)
-    except OutpostError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"The invitation of {invite.email} was withdrawn.")
-    return _back(request)
+    return _flash(
+        request,
+        lambda: services.invite_cancel(actor=Actor.for_user(request.user), by=request.membership, invite=invite),
+        f"The invitation of {invite.email} was withdrawn.",
+    )
