@@ -58,43 +58,50 @@ UNAVAILABLE = Counter(
 )
 REJECTED = Counter("outpost_ratelimit_rejected_total", "Requests answered 429 by a rate limit, by policy.", ["policy"])
 
-# KEYS: the buckets. For bucket i, ARGV[3i-2] and ARGV[3i-1] are its emission interval (time per token) and
-# tolerance (burst x interval) in µs, and ARGV[3i] is "1" to spend a token from it or "0" to only look.
-# Every bucket must have a token for the request to be allowed; then the spending buckets each lose one
-# (all or none). Returns {allowed, retry_us, remaining_1, full_in_us_1, remaining_2, full_in_us_2, ...}.
-_GCRA_LUA = b"""
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local allowed = 1
-local retry = 0
-local tats = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[3 * i - 2])
-  local tolerance = tonumber(ARGV[3 * i - 1])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  tats[i] = tat
-  local wait = tat + interval - tolerance - now
-  if wait > 0 then
-    allowed = 0
-    if wait > retry then retry = wait end
+# The algorithm, as a Lua function other scripts embed (see shared_apps.apikeys.admission). ``keys`` are the
+# buckets; for bucket i, params[3i-2] and params[3i-1] are its emission interval (time per token) and tolerance
+# (burst x interval) in µs, and params[3i] is "1" to spend a token from it or "0" to only look. Every bucket must
+# have a token for the request to be allowed; then the spending buckets each lose one (all or none). Returns
+# {allowed, retry_us, remaining_1, full_in_us_1, remaining_2, full_in_us_2, ...}.
+GCRA_LUA_FUNCTION = b"""
+local function gcra(keys, params, now)
+  local allowed = 1
+  local retry = 0
+  local tats = {}
+  for i = 1, #keys do
+    local interval = tonumber(params[3 * i - 2])
+    local tolerance = tonumber(params[3 * i - 1])
+    local tat = tonumber(redis.call('GET', keys[i])) or now
+    if tat < now then tat = now end
+    tats[i] = tat
+    local wait = tat + interval - tolerance - now
+    if wait > 0 then
+      allowed = 0
+      if wait > retry then retry = wait end
+    end
   end
-end
-local result = {allowed, retry}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[3 * i - 2])
-  local tolerance = tonumber(ARGV[3 * i - 1])
-  local tat = tats[i]
-  if allowed == 1 and ARGV[3 * i] == '1' then
-    tat = tat + interval
-    -- %.0f: a plain integer string; tostring() would round a 16-digit number to 14 significant digits.
-    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  local result = {allowed, retry}
+  for i = 1, #keys do
+    local interval = tonumber(params[3 * i - 2])
+    local tolerance = tonumber(params[3 * i - 1])
+    local tat = tats[i]
+    if allowed == 1 and tostring(params[3 * i]) == '1' then
+      tat = tat + interval
+      -- %.0f: a plain integer string; tostring() would round a 16-digit number to 14 significant digits.
+      redis.call('SET', keys[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+    end
+    result[#result + 1] = math.floor((tolerance - (tat - now)) / interval)
+    result[#result + 1] = tat - now
   end
-  result[#result + 1] = math.floor((tolerance - (tat - now)) / interval)
-  result[#result + 1] = tat - now
+  return result
 end
-return result
+local function redis_now()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
 """
+# KEYS: the buckets; ARGV: three values per bucket, as ``params`` above.
+_GCRA_LUA = GCRA_LUA_FUNCTION + b"return gcra(KEYS, ARGV, redis_now())\n"
 # Bytes, so no client is needed to hash it; EVALSHA with a SCRIPT LOAD fallback on whichever client runs it.
 _GCRA = Script(None, _GCRA_LUA)  # type: ignore[arg-type]
 
@@ -207,31 +214,55 @@ def ratelimit_hit(
     try:
         reply = _GCRA(keys=keys, args=args, client=get_redis_connection("default"))
     except (RedisError, OSError) as exc:  # unreachable, timed out, refused, or answering errors
-        _unavailable_until[location] = time.monotonic() + settings.RATELIMIT_REDIS_RETRY_SECONDS
-        logger.warning(
-            "rate limiter: Redis unreachable (%s); %s for %ss",
-            exc,
-            "failing open" if settings.RATELIMIT_FAIL_OPEN else "failing closed",
-            settings.RATELIMIT_REDIS_RETRY_SECONDS,
-        )
-        return _unavailable(check)
+        return redis_failed(exc, check)
     _unavailable_until.pop(location, None)
+    metas = [(bucket.policy, bucket.burst, bucket.interval_us) for bucket in buckets]
+    return result_from_reply(reply, metas, look=[bucket.policy for bucket in look])
+
+
+def redis_reachable() -> bool:
+    """False while the limiter is waiting out a Redis outage (``RATELIMIT_REDIS_RETRY_SECONDS``)."""
+    return _unavailable_until.get(_redis_location(), 0.0) <= time.monotonic()
+
+
+def redis_failed(exc: BaseException, check: str) -> None:
+    """Record a failed Redis call: fail open (``None``) or closed (raise), and skip Redis for a while."""
+    redis_mark_unreachable(exc)
+    return _unavailable(check)
+
+
+def redis_mark_unreachable(exc: BaseException) -> None:
+    """Log a failed Redis call and leave Redis alone for ``RATELIMIT_REDIS_RETRY_SECONDS``."""
+    _unavailable_until[_redis_location()] = time.monotonic() + settings.RATELIMIT_REDIS_RETRY_SECONDS
+    logger.warning(
+        "rate limiter: Redis unreachable (%s); %s for %ss",
+        exc,
+        "failing open" if settings.RATELIMIT_FAIL_OPEN else "failing closed",
+        settings.RATELIMIT_REDIS_RETRY_SECONDS,
+    )
+
+
+def result_from_reply(
+    reply: list[Any], metas: list[tuple[str, int, int]], *, look: list[str] | tuple[str, ...] = ()
+) -> RateLimitResult:
+    """Read the ``gcra`` Lua function's reply: ``metas`` is (policy, burst, interval µs) per spent bucket,
+    ``look`` the policies of the look-only buckets that follow them."""
     allowed, retry_us = int(reply[0]), int(reply[1])
     states = tuple(
         BucketState(
-            policy=bucket.policy,
-            limit=bucket.burst,
-            window=bucket.window,
+            policy=policy,
+            limit=burst,
+            window=max(1, math.ceil(burst * interval_us / 1_000_000)),
             remaining=max(0, int(reply[2 + 2 * i])),
             reset=math.ceil(int(reply[3 + 2 * i]) / 1_000_000),
         )
-        for i, bucket in enumerate(buckets)
+        for i, (policy, burst, interval_us) in enumerate(metas)
     )
     retry_after = 0 if allowed else max(1, math.ceil(retry_us / 1_000_000))
     blocked_by = ""
-    for i, bucket in enumerate(look, start=len(buckets)):
+    for i, policy in enumerate(look, start=len(metas)):
         if int(reply[2 + 2 * i]) < 1 and not allowed:
-            blocked_by = bucket.policy
+            blocked_by = policy
     return RateLimitResult(allowed=bool(allowed), retry_after=retry_after, states=states, blocked_by=blocked_by)
 
 
@@ -288,6 +319,12 @@ def admit(request: HttpRequest, principal: Any) -> None:
     address_bucket = auth_failure_bucket(client_address(request.META))
     request.outpost_ratelimit_admitted = True  # type: ignore[attr-defined] - counted once, even failing open
     result = ratelimit_hit(buckets=buckets, check="organisation", look=(address_bucket,))
+    enforce(request, result, address_bucket)
+
+
+def enforce(request: HttpRequest, result: RateLimitResult | None, address_bucket: Bucket) -> None:
+    """Apply an admission's result: 429 when the organisation's (or key's) bucket or the address's
+    failed-authentication bucket refused; otherwise leave the state for the response headers."""
     if result is None:
         return
     if result.blocked_by == POLICY_AUTH_FAILURES:
@@ -359,6 +396,24 @@ def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 
 def client_address(meta: Mapping[str, Any]) -> str:
+    """The address failed authentications are counted against (see :func:`_client_address`), remembered
+    per (peer, forwarded-for) pair: parsing addresses is most of its cost and a client sends the same ones."""
+    remote = meta.get("REMOTE_ADDR", "")
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+    proxies = settings.RATELIMIT_TRUSTED_PROXIES
+    memo_key = (remote, forwarded, tuple(proxies))
+    found = _addresses.get(memo_key)
+    if found is None:
+        if len(_addresses) >= 4096:
+            _addresses.clear()
+        found = _addresses[memo_key] = _client_address(meta)
+    return found
+
+
+_addresses: dict[tuple[Any, Any, tuple[str, ...]], str] = {}
+
+
+def _client_address(meta: Mapping[str, Any]) -> str:
     """The address failed authentications are counted against.
 
     ``REMOTE_ADDR``, unless that peer is in ``RATELIMIT_TRUSTED_PROXIES``: then ``X-Forwarded-For`` is read

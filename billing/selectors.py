@@ -55,6 +55,17 @@ def plan_limits(*, slug: str) -> PlanLimits:
     return limits
 
 
+def plan_limits_refresh(*, slug: str) -> PlanLimits:
+    """Re-read plan ``slug`` through the platform cache (filling it when it is empty) and memoise it.
+
+    The admission script reads plan entries from the platform cache itself; when it finds none, this puts
+    the entry back so the next request is admitted in one round trip again.
+    """
+    limits = _plan_limits_shared(slug)
+    _memo[slug] = (time.monotonic() + PLAN_MEMO_SECONDS, limits)
+    return limits
+
+
 def plan_limits_forget() -> None:
     """Drop this process's memo (plan edits in this process, tests)."""
     _memo.clear()

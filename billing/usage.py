@@ -22,10 +22,12 @@ from tenants.models import Organisation
 logger = logging.getLogger("outpost.usage")
 COUNTERS = ("pushes", "pulls", "mutations")
 KEY_TTL_SECONDS = 8 * 24 * 3600
+USAGE_KEY_PREFIX = "outpost:usage:"
 
 
 def usage_key(organisation_id: int, day: date) -> str:
-    return f"outpost:usage:{organisation_id}:{day:%Y%m%d}"
+    # shared_apps.apikeys.admission builds the same key inside its Lua script.
+    return f"{USAGE_KEY_PREFIX}{organisation_id}:{day:%Y%m%d}"
 
 
 def usage_incr(*, organisation_id: int, **counts: int) -> None:

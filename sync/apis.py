@@ -88,6 +88,7 @@ class SyncPushApi(APIView):
     """Apply a batch of mutations from one device, atomically and idempotently."""
 
     required_scope = "sync:write"
+    usage_counters = {"POST": "pushes"}  # counted at admission (shared_apps.apikeys.admission)
 
     @extend_schema(
         operation_id="sync_push",
@@ -109,7 +110,7 @@ class SyncPushApi(APIView):
         limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
         device_id, meta, mutations = parse_push(body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
-        usage_incr(organisation_id=request.auth.organisation.id, pushes=1, mutations=len(mutations))
+        usage_incr(organisation_id=request.auth.organisation.id, mutations=len(mutations))
         record_push(plan_slug=request.auth.organisation.plan_slug, results=result.results)
         return json_response({"results": result.results})
 
@@ -118,6 +119,7 @@ class SyncPullApi(APIView):
     """Changes after a checkpoint, in commit order."""
 
     required_scope = "sync:read"
+    usage_counters = {"GET": "pulls"}  # counted at admission (shared_apps.apikeys.admission)
 
     @extend_schema(
         operation_id="sync_pull",
@@ -170,7 +172,6 @@ class SyncPullApi(APIView):
                 ) from exc
             ids = list(selectors.collection_ids(names).values())
         page = selectors.pull_page(checkpoint=checkpoint, limit=limit, collection_ids=ids)
-        usage_incr(organisation_id=request.auth.organisation.id, pulls=1)
         record_pull(plan_slug=request.auth.organisation.plan_slug)
         if device_id is not None:
             services.device_touch_for_pull(

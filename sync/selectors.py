@@ -22,9 +22,10 @@ from tenant_apps.syncstore.models import Collection, Conflict, Device
 
 @dataclass(frozen=True)
 class ChangePage:
-    """One page of the change feed; each change already rendered as JSON text by PostgreSQL."""
+    """One page of the change feed, already rendered by PostgreSQL as the JSON array's inner text."""
 
-    rows: list[tuple[int, str]]  # seq, the change's JSON object
+    body: bytes  # the changes as JSON objects joined by commas (no brackets)
+    count: int
     last_seq: int
     has_more: bool
     floor: int = 0
@@ -44,6 +45,11 @@ _CHANGE_JSON = """'{"collection":' || to_json(c.name)::text || ',"id":' || to_js
 def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids: list[int] | None = None) -> ChangePage:
     """Changes after ``checkpoint`` in seq (= commit) order, at most ``limit``, in one statement.
 
+    PostgreSQL renders each change around the stored document text and joins
+    the page into one value, so the driver hands over a single ``bytea`` instead
+    of a thousand rows and Python only wraps it. ``has_more`` is one index probe
+    past the page's last change.
+
     The tombstone horizon is read in the same statement (one snapshot), so a
     purge committing in between cannot slip past the reset check: a checkpoint
     that may have missed purged deletes gets ``reset_required``. A client
@@ -51,42 +57,52 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
     :mod:`sync.checkpoints`).
     """
     limit = max(1, min(limit, MAX_PULL_LIMIT))
-    params: list[Any] = [checkpoint.seq]
+    # Placeholders in the order they appear in the statement: the has_more probe's, then the page's.
+    params: list[Any] = []
     where = "d.seq > %s"
+    more = "m.seq > f.last_seq"
     if collection_ids is not None:
         if not collection_ids:
             collection_ids = [-1]
         where += " AND d.collection_id = ANY(%b)"
+        more += " AND m.collection_id = ANY(%b)"
         params.append(collection_ids)
-    params.append(limit + 1)
+    params.append(checkpoint.seq)
+    if collection_ids is not None:
+        params.append(collection_ids)
+    params.append(limit)
     with fast_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT s.horizon_seq, f.seq, f.change
-            FROM syncstore_syncstate s LEFT JOIN LATERAL (
-                SELECT d.seq, {_CHANGE_JSON} AS change
-                FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
-                WHERE {where} ORDER BY d.seq LIMIT %s
-            ) f ON true
-            WHERE s.id = 1 ORDER BY f.seq
+            SELECT s.horizon_seq, f.n, f.last_seq, f.body,
+                   EXISTS (SELECT 1 FROM syncstore_document m WHERE {more})
+            FROM syncstore_syncstate s, LATERAL (
+                SELECT count(*) AS n, max(p.seq) AS last_seq,
+                       convert_to(string_agg(p.change, ',' ORDER BY p.seq), 'UTF8') AS body
+                FROM (
+                    SELECT d.seq, {_CHANGE_JSON} AS change
+                    FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
+                    WHERE {where} ORDER BY d.seq LIMIT %s
+                ) p
+            ) f
+            WHERE s.id = 1
             """,
             params,
+            binary=True,
         )
-        result = cursor.fetchall()
-    horizon = result[0][0]
+        horizon, count, last_seq, body, has_more = cursor.fetchone()
     if checkpoint.needs_reset(horizon):
         raise ResetRequired(details={"checkpoint_seq": checkpoint.seq, "horizon_seq": horizon})
     floor = horizon if checkpoint.seq == 0 else checkpoint.floor
-    rows = [(row[1], row[2]) for row in result if row[1] is not None]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return ChangePage(rows, rows[-1][0] if rows else checkpoint.seq, has_more, floor)
+    if not count:
+        return ChangePage(b"", 0, checkpoint.seq, False, floor)
+    return ChangePage(bytes(body), count, last_seq, has_more, floor)
 
 
 def render_pull(page: ChangePage) -> bytes:
     """The native pull response body."""
     return b'{"changes":[%b],"checkpoint":%b,"has_more":%b}' % (
-        ",".join(change for _seq, change in page.rows).encode(),
+        page.body,
         orjson.dumps(checkpoints.encode(page.last_seq, page.floor)),
         b"true" if page.has_more else b"false",
     )

@@ -39,6 +39,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_exists
 
 from tenants.models import SchemaScript
+from tenants.postgresql_backend.base import search_path_forget
 
 logger = logging.getLogger("outpost.provisioning")
 
@@ -201,8 +202,8 @@ def create_tenant_schema(schema_name: str) -> None:
                 else:
                     cursor.executemany(sql, rows)
     finally:
-        # SET LOCAL was issued behind django-tenants' back: make it set the path again.
-        connection.search_path_set_schemas = None
+        # SET LOCAL was issued behind the backend's back: make it set the path again.
+        search_path_forget(connection)
         if previous_tenant is not None and previous_tenant.schema_name != "public":
             connection.set_tenant(previous_tenant)
         else:

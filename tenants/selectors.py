@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.db.models import QuerySet
 
@@ -21,6 +22,12 @@ class OrganisationSnapshot:
     schema_name: str
     status: str
     plan_slug: str
+
+    @cached_property
+    def tenant(self) -> Organisation:
+        """An unsaved Organisation carrying enough to switch the connection's schema, built once per
+        snapshot (snapshots are immutable; authentication reuses them across requests)."""
+        return self.as_tenant()
 
     def as_tenant(self) -> Organisation:
         """An unsaved Organisation carrying enough to switch the connection's schema."""

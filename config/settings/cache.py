@@ -35,7 +35,10 @@ def caches_for(redis_url: str) -> dict:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": redis_url,
             "KEY_PREFIX": "outpost:platform",
-            "OPTIONS": options,
+            # Version 2: values are JSON (version 1 held pickles), so the admission script
+            # (shared_apps.apikeys.admission) can read key and plan entries inside Redis.
+            "VERSION": 2,
+            "OPTIONS": {**options, "SERIALIZER": "django_redis.serializers.json.JSONSerializer"},
         },
     }
 

@@ -15,7 +15,7 @@ def database_from_url(url: str) -> dict:
     """
     config = dj_database_url.parse(
         url,
-        engine="django_tenants.postgresql_backend",
+        engine="tenants.postgresql_backend",
         conn_max_age=env("DATABASE_CONN_MAX_AGE", int, 60),
         conn_health_checks=True,
     )

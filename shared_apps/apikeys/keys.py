@@ -21,7 +21,7 @@ _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 _KEY_RE = re.compile(rf"^{KEY_PREFIX}_([a-z0-9]{{{PREFIX_LENGTH}}})_([A-Za-z0-9]{{{SECRET_LENGTH}}})$")
 # Compared against when the prefix is unknown, so both paths cost the same.
-_DUMMY_DIGEST = hashlib.sha256(b"outpost-unknown-key").hexdigest()
+DUMMY_DIGEST = hashlib.sha256(b"outpost-unknown-key").hexdigest()
 
 
 class ParsedKey(NamedTuple):
@@ -47,7 +47,7 @@ def parse(raw: str) -> ParsedKey | None:
 
 def secret_matches(secret: str, stored_digest: str | None) -> bool:
     """Constant-time comparison; an unknown key still does the same work."""
-    expected = stored_digest or _DUMMY_DIGEST
+    expected = stored_digest or DUMMY_DIGEST
     ok = hmac.compare_digest(digest(secret), expected)
     return ok and stored_digest is not None
 

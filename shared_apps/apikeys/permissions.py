@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from shared_apps.apikeys.authentication import ApiKeyPrincipal
+from shared_apps.apikeys.authentication import ApiKeyPrincipal, required_scope
 from shared_apps.core.errors import AuthenticationRequired, InsufficientScope
 
 
@@ -18,8 +18,7 @@ class HasRequiredScope(BasePermission):
         principal = request.auth
         if not isinstance(principal, ApiKeyPrincipal):
             raise AuthenticationRequired()
-        per_method: dict[str, str] = getattr(view, "required_scopes", {})
-        required = per_method.get(request.method or "") or getattr(view, "required_scope", None)
+        required = required_scope(view, request.method or "")
         if required and not principal.has_scope(required):
             raise InsufficientScope(details={"required_scope": required, "key_scopes": sorted(principal.scopes)})
         return True

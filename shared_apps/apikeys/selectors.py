@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
+import orjson
 from django.db.models import QuerySet
 
 from shared_apps.apikeys.models import ApiKey
@@ -57,7 +59,10 @@ def _record_of(api_key: ApiKey) -> ApiKeyRecord:
     )
 
 
-def api_key_lookup(*, prefix: str) -> tuple[ApiKeyRecord, OrganisationSnapshot] | None:
+KeyAndOrganisation = tuple[ApiKeyRecord, OrganisationSnapshot]
+
+
+def api_key_lookup(*, prefix: str) -> KeyAndOrganisation | None:
     """Find a key and its organisation by the key's public prefix: the platform cache, else the database.
 
     Unknown prefixes are cached briefly too, so guessing keys does not turn
@@ -66,11 +71,13 @@ def api_key_lookup(*, prefix: str) -> tuple[ApiKeyRecord, OrganisationSnapshot] 
     key = api_key_cache_key(prefix)
     cached = cache_get_many([key])
     if key in cached:
-        value = cached[key]
-        if not value:
-            return None
-        record = ApiKeyRecord(**{**value["key"], "scopes": tuple(value["key"]["scopes"])})
-        return record, OrganisationSnapshot(**value["organisation"])
+        return _from_entry(cached[key])
+    return api_key_load(prefix=prefix)
+
+
+def api_key_load(*, prefix: str) -> KeyAndOrganisation | None:
+    """Read a key and its organisation from the database and (re)fill its cache entry."""
+    key = api_key_cache_key(prefix)
     api_key = ApiKey.objects.filter(prefix=prefix).select_related("organisation").first()
     if api_key is None:
         cache_set(key, {}, UNKNOWN_KEY_CACHE_SECONDS)
@@ -79,6 +86,37 @@ def api_key_lookup(*, prefix: str) -> tuple[ApiKeyRecord, OrganisationSnapshot] 
     organisation = snapshot_of(api_key.organisation)
     cache_set(key, {"key": asdict(record), "organisation": asdict(organisation)}, KEY_CACHE_SECONDS)
     return record, organisation
+
+
+def _from_entry(value: dict[str, Any]) -> KeyAndOrganisation | None:
+    if not value:
+        return None
+    record = ApiKeyRecord(**{**value["key"], "scopes": tuple(value["key"]["scopes"])})
+    return record, OrganisationSnapshot(**value["organisation"])
+
+
+# Raw cache entry (bytes, as the admission script returns it) -> decoded key and organisation. The bytes
+# are the cache's current truth on every request; only turning them into objects is remembered, so a
+# revoked key or a suspended organisation (a new entry) is seen on the very next request.
+_decoded: dict[bytes, KeyAndOrganisation | None] = {}
+_DECODED_MAX = 4096
+
+
+def api_key_entry_decode(raw: bytes) -> KeyAndOrganisation | None:
+    """A raw platform-cache entry (JSON) as the key and its organisation; ``None`` for an unknown key."""
+    try:
+        return _decoded[raw]
+    except KeyError:
+        pass
+    try:
+        value = orjson.loads(raw)
+        found = _from_entry(value) if isinstance(value, dict) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        found = None
+    if len(_decoded) >= _DECODED_MAX:
+        _decoded.clear()
+    _decoded[raw] = found
+    return found
 
 
 def api_key_cache_keys_for_organisation(organisation_id: int) -> list[str]:

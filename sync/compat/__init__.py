@@ -229,22 +229,21 @@ def locked_write(
 
 
 def count_pull(request: Any) -> None:
-    """Usage and metrics for a compat pull, the same as a native one."""
-    from billing.usage import usage_incr
+    """Metrics for a compat pull, the same as a native one (the usage counter is added to at admission)."""
     from shared_apps.core.metrics import record_pull
 
     organisation = request.auth.organisation
-    usage_incr(organisation_id=organisation.id, pulls=1)
     record_pull(plan_slug=organisation.plan_slug)
 
 
 def count_push(request: Any, *, written: int, conflicts: int) -> None:
-    """Usage and metrics for a compat push: rows written count as applied mutations."""
+    """Usage and metrics for a compat push: rows written count as applied mutations (the push itself is
+    counted at admission)."""
     from billing.usage import usage_incr
     from shared_apps.core.metrics import record_push_counts
 
     organisation = request.auth.organisation
-    usage_incr(organisation_id=organisation.id, pushes=1, mutations=written + conflicts)
+    usage_incr(organisation_id=organisation.id, mutations=written + conflicts)
     record_push_counts(
         plan_slug=organisation.plan_slug, statuses={"applied": written, "conflict": conflicts}, conflicts=0
     )

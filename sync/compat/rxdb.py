@@ -245,6 +245,7 @@ class RxdbPullApi(APIView):
     """RxDB pull handler: the collection's changes after a checkpoint, in change order."""
 
     required_scope = "sync:read"
+    usage_counters = {"POST": "pulls"}
 
     @extend_schema(
         operation_id="compat_rxdb_pull",
@@ -299,6 +300,7 @@ class RxdbPushApi(APIView):
     """RxDB push handler: write rows whose assumed master state is current; return the conflicting ones."""
 
     required_scope = "sync:write"
+    usage_counters = {"POST": "pushes"}
 
     @extend_schema(
         operation_id="compat_rxdb_push",

@@ -323,6 +323,7 @@ class WatermelonSyncApi(APIView):
     """WatermelonDB ``pullChanges`` (GET) and ``pushChanges`` (POST)."""
 
     required_scopes = {"GET": "sync:read", "POST": "sync:write"}
+    usage_counters = {"GET": "pulls", "POST": "pushes"}
 
     @extend_schema(
         operation_id="compat_watermelondb_pull",

@@ -1,0 +1,69 @@
+"""The backend skips ``SET search_path`` when the session already has the wanted path, and never trusts a
+path that may have been undone (rollback, savepoint rollback, reconnect, a raw SET)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tenants.postgresql_backend.base import search_path_forget
+
+pytestmark = pytest.mark.django_db
+
+
+def set_statements(call) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SET search_path")]
+
+
+def pull(org):
+    response = org.client().get("/api/v1/sync/pull")
+    assert response.status_code == 200
+
+
+def test_consecutive_requests_of_one_organisation_set_the_path_once(org) -> None:
+    pull(org)
+    assert set_statements(lambda: pull(org)) == []
+
+
+def test_switching_organisation_sets_the_path(org, other_org) -> None:
+    pull(org)
+    pull(other_org)  # both keys' first requests read the public schema; from here on neither does
+    statements = set_statements(lambda: pull(org))
+    assert statements == [f'SET search_path = "{org.organisation.schema_name}","public"']
+    statements = set_statements(lambda: pull(other_org))
+    assert statements == [f'SET search_path = "{other_org.organisation.schema_name}","public"']
+
+
+def test_a_savepoint_rollback_forgets_the_path(org) -> None:
+    pull(org)
+    connection.set_tenant(org.organisation)
+
+    def rolled_back() -> None:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            raise RuntimeError("rolled back")
+
+    with CaptureQueriesContext(connection) as captured:
+        rolled_back()
+    statements = [query["sql"] for query in captured.captured_queries]
+    rollback = next(i for i, sql in enumerate(statements) if sql.startswith("ROLLBACK TO SAVEPOINT"))
+    # The statement after the rollback (releasing the savepoint) sets the path again first.
+    assert statements[rollback + 1].startswith("SET search_path")
+
+
+def test_a_raw_set_must_be_followed_by_forget(org) -> None:
+    pull(org)
+    search_path_forget(connection)
+    assert len(set_statements(lambda: pull(org))) == 1
+
+
+def test_closing_the_connection_forgets_the_path(org) -> None:
+    pull(org)
+    connection.set_tenant(org.organisation)
+    assert connection.session_search_path is not None
+    connection.close()
+    assert connection.session_search_path is None
