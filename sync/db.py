@@ -15,8 +15,9 @@ docs/decisions.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import orjson
 import psycopg
@@ -51,15 +52,39 @@ def fast_cursor() -> Iterator[psycopg.Cursor]:
     """
     with connection.cursor():
         pass  # makes sure the connection is open and its search_path is set
-    raw = connection.connection
-    cursor_class = _LoggedCursor if connection.queries_logged else psycopg.Cursor
-    cursor = cursor_class(raw)
-    set_json_loads(orjson.loads, cursor)
-    set_json_dumps(orjson.dumps, cursor)
+    cursor = _new_cursor()
     try:
         yield cursor
     finally:
         cursor.close()
+
+
+def _new_cursor() -> psycopg.Cursor:
+    cursor_class = _LoggedCursor if connection.queries_logged else psycopg.Cursor
+    cursor = cursor_class(connection.connection)
+    set_json_loads(orjson.loads, cursor)
+    set_json_dumps(orjson.dumps, cursor)
+    return cursor
+
+
+@contextmanager
+def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
+    """Send several statements in one round trip (psycopg's pipeline mode) on Django's connection.
+
+    Yields ``execute(sql, params) -> cursor``: each statement gets a cursor of its own, whose results are
+    read after the block (reading one inside it waits for the server). Statements run in the order sent,
+    in the caller's transaction; an error in one aborts the transaction as usual.
+    """
+    with connection.cursor():
+        pass
+
+    def execute(sql: str, params: Any = None) -> psycopg.Cursor:
+        cursor = _new_cursor()
+        cursor.execute(sql, params)
+        return cursor  # client-side: it holds only its result, released with the object
+
+    with connection.connection.pipeline():
+        yield execute
 
 
 class _LoggedCursor(psycopg.Cursor):

@@ -30,6 +30,9 @@ class DocState:
     last_device: str
     exists: bool = True
     dirty: bool = False
+    # ``data`` as JSON when it is exactly what a put sent (validation already serialised it), so the
+    # write does not serialise it again; None otherwise.
+    data_json: bytes | None = None
 
     @property
     def present(self) -> bool:
@@ -82,14 +85,28 @@ def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
 
 
 def _write(
-    state: DocState, data: dict[str, Any], deleted: bool, mutation: Mutation, device_id: str, now_ms: int
+    state: DocState,
+    data: dict[str, Any],
+    deleted: bool,
+    mutation: Mutation,
+    device_id: str,
+    now_ms: int,
+    *,
+    as_sent: bool = True,
 ) -> None:
-    """Apply a new version to ``state`` in memory (the service persists dirty states)."""
-    new_version = state.version + 1 if state.present else 1
-    for key in _changed_fields(state.data if not state.deleted else {}, data if not deleted else {}):
-        state.field_versions[key] = new_version
-    if not state.exists and not state.dirty:
+    """Apply a new version to ``state`` in memory (the service persists dirty states).
+
+    ``as_sent``: ``data`` is what the mutation itself produces (not a merge), so a put's serialised
+    data can be written as it is.
+    """
+    if state.present:
+        new_version = state.version + 1
+        for key in _changed_fields(state.data if not state.deleted else {}, data if not deleted else {}):
+            state.field_versions[key] = new_version
+    else:
+        new_version = 1
         state.field_versions = dict.fromkeys(data, 1)
+    state.data_json = mutation.data_json if as_sent and mutation.op == "put" and not deleted else None
     state.data = data
     state.deleted = deleted
     state.version = new_version
@@ -157,7 +174,7 @@ def decide(state: DocState, mutation: Mutation, policy: str, device_id: str, now
     if policy == "merge":
         merged = _merge(state, mutation, data, base)
         if merged is not None:
-            _write(state, merged, False, mutation, device_id, now_ms)
+            _write(state, merged, False, mutation, device_id, now_ms, as_sent=False)
             return Outcome("merged", return_state=True)
         return Outcome("conflict", return_state=True, conflict={**losing_client, "status": "open"}, resolution="open")
     if policy == "manual":

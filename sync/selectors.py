@@ -47,8 +47,10 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
 
     PostgreSQL renders each change around the stored document text and joins
     the page into one value, so the driver hands over a single ``bytea`` instead
-    of a thousand rows and Python only wraps it. ``has_more`` is one index probe
-    past the page's last change.
+    of a thousand rows and Python only wraps it. The page is cut first and joined
+    to the (few) collections after, so the join is one hash probe per change
+    rather than an index lookup. ``has_more`` is one index probe past the page's
+    last change.
 
     The tombstone horizon is read in the same statement (one snapshot), so a
     purge committing in between cannot slip past the reset check: a checkpoint
@@ -77,13 +79,12 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
             SELECT s.horizon_seq, f.n, f.last_seq, f.body,
                    EXISTS (SELECT 1 FROM syncstore_document m WHERE {more})
             FROM syncstore_syncstate s, LATERAL (
-                SELECT count(*) AS n, max(p.seq) AS last_seq,
-                       convert_to(string_agg(p.change, ',' ORDER BY p.seq), 'UTF8') AS body
+                SELECT count(*) AS n, max(d.seq) AS last_seq,
+                       convert_to(string_agg({_CHANGE_JSON}, ',' ORDER BY d.seq), 'UTF8') AS body
                 FROM (
-                    SELECT d.seq, {_CHANGE_JSON} AS change
-                    FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
-                    WHERE {where} ORDER BY d.seq LIMIT %s
-                ) p
+                    SELECT d.seq, d.collection_id, d.doc_id, d.version, d.deleted, d.data
+                    FROM syncstore_document d WHERE {where} ORDER BY d.seq LIMIT %s
+                ) d JOIN syncstore_collection c ON c.id = d.collection_id
             ) f
             WHERE s.id = 1
             """,

@@ -21,7 +21,7 @@ from jsonschema.exceptions import SchemaError
 from shared_apps.audit.services import Actor, audit_record
 from shared_apps.core.errors import InvalidInput, QuotaExceeded
 from sync import engine, store
-from sync.db import fast_cursor, tenant_write_lock
+from sync.db import SYNC_LOCK_CLASS, current_organisation_id, fast_cursor, pipelined, tenant_write_lock
 from sync.engine import DocState, Outcome
 from sync.errors import (
     BatchRejected,
@@ -60,23 +60,32 @@ def validator_for(collection: dict[str, Any]) -> Draft202012Validator | None:
     return validator
 
 
+_DEVICE_PUSH_SQL = """
+    INSERT INTO syncstore_device AS d (device_id, first_seen_at, last_seen_at, last_push_at, user_agent,
+                                       app_version, pushes, pulls, mutations, conflicts)
+    VALUES (%s, now(), now(), now(), %s, %s, 1, 0, %s, 0)
+    ON CONFLICT (device_id) DO UPDATE SET
+        last_seen_at = now(), last_push_at = now(), pushes = d.pushes + 1, mutations = d.mutations + %s,
+        user_agent = COALESCE(NULLIF(EXCLUDED.user_agent, ''), d.user_agent),
+        app_version = COALESCE(NULLIF(EXCLUDED.app_version, ''), d.app_version)
+    RETURNING revoked_at, (xmax = 0) AS inserted
+"""
+
+
+def _device_push_params(device_id: str, meta: dict[str, str], mutations: int) -> list[Any]:
+    return [device_id, meta.get("user_agent", ""), meta.get("app_version", ""), mutations, mutations]
+
+
 def device_touch_for_push(
     cursor: Any, device_id: str, meta: dict[str, str], mutations: int, limits: SyncLimits
 ) -> None:
-    cursor.execute(
-        """
-        INSERT INTO syncstore_device AS d (device_id, first_seen_at, last_seen_at, last_push_at, user_agent,
-                                           app_version, pushes, pulls, mutations, conflicts)
-        VALUES (%s, now(), now(), now(), %s, %s, 1, 0, %s, 0)
-        ON CONFLICT (device_id) DO UPDATE SET
-            last_seen_at = now(), last_push_at = now(), pushes = d.pushes + 1, mutations = d.mutations + %s,
-            user_agent = COALESCE(NULLIF(EXCLUDED.user_agent, ''), d.user_agent),
-            app_version = COALESCE(NULLIF(EXCLUDED.app_version, ''), d.app_version)
-        RETURNING revoked_at, (xmax = 0) AS inserted
-        """,
-        [device_id, meta.get("user_agent", ""), meta.get("app_version", ""), mutations, mutations],
-    )
-    revoked_at, inserted = cursor.fetchone()
+    cursor.execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, mutations))
+    device_touched(cursor, cursor.fetchone(), limits)
+
+
+def device_touched(cursor: Any, row: tuple[Any, bool], limits: SyncLimits) -> None:
+    """After the device upsert: refuse a revoked device; a new one must fit the plan."""
+    revoked_at, inserted = row
     if revoked_at is not None:
         raise DeviceRevoked()
     if inserted:
@@ -118,12 +127,9 @@ def document_quota_check(cursor: Any, limits: SyncLimits, added: int) -> None:
         )
 
 
-def _stored_results(cursor: Any, device_id: str, mutation_ids: list[str]) -> dict[str, dict[str, Any]]:
-    cursor.execute(
-        "SELECT mutation_id, result FROM syncstore_idempotencyrecord WHERE device_id = %s AND mutation_id = ANY(%b)",
-        [device_id, mutation_ids],
-    )
-    return dict(cursor.fetchall())
+_STORED_SQL = (
+    "SELECT mutation_id, result FROM syncstore_idempotencyrecord WHERE device_id = %s AND mutation_id = ANY(%b)"
+)
 
 
 def _result(mutation: Mutation, outcome: Outcome, state: DocState) -> dict[str, Any]:
@@ -177,16 +183,33 @@ def sync_push_apply(
     """
     now_ms = int(time.time() * 1000)
     with transaction.atomic():
-        tenant_write_lock()
+        # Everything the batch needs to know, in one round trip: the write lock first (so what follows is
+        # read under it), the device, the batch's stored results, strict mode, its collections and the
+        # current state of its documents.
+        names = sorted({m.collection for m in mutations})
+        with pipelined() as execute:
+            execute("SELECT pg_advisory_xact_lock(%s, %s)", [SYNC_LOCK_CLASS, current_organisation_id()])
+            device_cursor = execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, len(mutations)))
+            if mutations:
+                stored_cursor = execute(_STORED_SQL, [device_id, [m.mutation_id for m in mutations]])
+                strict_cursor = execute("SELECT strict_collections FROM syncstore_syncstate WHERE id = 1")
+                collections_cursor = execute(store.COLLECTIONS_SQL, [names])
+                state_cursors = [
+                    execute(store.STATES_BY_NAME_SQL, [name, [m.doc_id for m in mutations if m.collection == name]])
+                    for name in names
+                ]
         with fast_cursor() as cursor:
-            device_touch_for_push(cursor, device_id, meta, len(mutations), limits)
+            device_touched(cursor, device_cursor.fetchone(), limits)
             if not mutations:
                 return PushResult([], 0, 0)
-            stored = _stored_results(cursor, device_id, [m.mutation_id for m in mutations])
+            stored = dict(stored_cursor.fetchall())
             fresh = [m for m in mutations if m.mutation_id not in stored]
-            strict = SyncState.objects.values_list("strict_collections", flat=True).get(pk=1)
-            collections = store.load_collections(
-                cursor, sorted({m.collection for m in fresh}), create_missing=not strict
+            (strict,) = strict_cursor.fetchone()
+            collections = store.collections_found(
+                cursor,
+                collections_cursor.fetchall(),
+                sorted({m.collection for m in fresh}),
+                create_missing=not strict,
             )
             errors = [
                 mutation_error(m.index, {"mutation_id": m.mutation_id}, "unknown_collection", "No such collection.")
@@ -195,8 +218,9 @@ def sync_push_apply(
             ]
             if errors:
                 raise BatchRejected(details={"errors": errors})
-            keys = sorted({(collections[m.collection]["id"], m.doc_id) for m in fresh})
-            states = store.load_states(cursor, keys)
+            states = {
+                (row[0], row[1]): DocState(*row) for state_cursor in state_cursors for row in state_cursor.fetchall()
+            }
             outcomes: list[dict[str, Any] | None] = []
             pending_conflicts: list[tuple[dict[str, Any], Mutation, int, str, str]] = []
             conflict_slots: list[int] = []

@@ -11,13 +11,22 @@ import orjson
 
 from sync.engine import DocState
 
+COLLECTIONS_SQL = (
+    "SELECT id, name, conflict_policy, json_schema, updated_at::text FROM syncstore_collection WHERE name = ANY(%b)"
+)
+
 
 def load_collections(cursor: Any, names: list[str], *, create_missing: bool) -> dict[str, dict[str, Any]]:
-    query = (
-        "SELECT id, name, conflict_policy, json_schema, updated_at::text FROM syncstore_collection WHERE name = ANY(%b)"
-    )
-    cursor.execute(query, [names])
-    found = {row[1]: collection_row(row) for row in cursor.fetchall()}
+    cursor.execute(COLLECTIONS_SQL, [names])
+    return collections_found(cursor, cursor.fetchall(), names, create_missing=create_missing)
+
+
+def collections_found(
+    cursor: Any, rows: list[tuple], names: list[str], *, create_missing: bool
+) -> dict[str, dict[str, Any]]:
+    """The collections among ``names`` (rows read with :data:`COLLECTIONS_SQL`), creating missing ones
+    with the default policy when ``create_missing``."""
+    found = {row[1]: collection_row(row) for row in rows if row[1] in names}
     missing = [name for name in names if name not in found]
     if missing and create_missing:
         cursor.execute(
@@ -29,7 +38,7 @@ def load_collections(cursor: Any, names: list[str], *, create_missing: bool) -> 
             """,
             [missing],
         )
-        cursor.execute(query, [missing])
+        cursor.execute(COLLECTIONS_SQL, [missing])
         found.update({row[1]: collection_row(row) for row in cursor.fetchall()})
     return found
 
@@ -62,10 +71,19 @@ def load_states(cursor: Any, keys: list[tuple[int, str]]) -> dict[tuple[int, str
     return states
 
 
+# The current state of some documents of one collection, by the collection's name (a new collection has
+# none), through the unique (collection, doc_id) index.
+STATES_BY_NAME_SQL = """
+    SELECT d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device
+    FROM syncstore_document d
+    WHERE d.collection_id = (SELECT c.id FROM syncstore_collection c WHERE c.name = %s) AND d.doc_id = ANY(%b)
+"""
+
+
 def write_documents(cursor: Any, states: list[DocState]) -> None:
     if not states:
         return
-    data_json = [orjson.dumps(s.data).decode() for s in states]
+    data_json = [(s.data_json or orjson.dumps(s.data)).decode() for s in states]
     cursor.execute(
         """
         INSERT INTO syncstore_document AS d (collection_id, doc_id, data, version, deleted, field_versions,

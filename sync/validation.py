@@ -39,6 +39,7 @@ class Mutation:
     base_version: int | None
     data: dict[str, Any] | None
     client_ts: int | None
+    data_json: bytes | None = None  # ``data`` serialised (measured for the size limit, reused by the write)
 
 
 class MutationError(Exception):
@@ -101,16 +102,22 @@ def validate_document_id(doc_id: Any) -> str:
 
 
 def validate_document_data(data: Any, limits: SyncLimits) -> dict[str, Any]:
+    return validate_document_json(data, limits)[0]
+
+
+def validate_document_json(data: Any, limits: SyncLimits) -> tuple[dict[str, Any], bytes]:
+    """A document's data checked (an object, depth, size) and serialised: the bytes its size is measured on."""
     if not isinstance(data, dict):
         raise MutationError("invalid_data", "data must be a JSON object.")
     if not json_depth_ok(data):
         raise MutationError("too_deep", f"data nests deeper than {MAX_JSON_DEPTH} levels.")
-    size = len(orjson.dumps(data))
-    if size > limits.max_document_bytes:
+    serialised = orjson.dumps(data)
+    if len(serialised) > limits.max_document_bytes:
         raise MutationError(
-            "document_too_large", f"The document is {size} bytes; the limit is {limits.max_document_bytes}."
+            "document_too_large",
+            f"The document is {len(serialised)} bytes; the limit is {limits.max_document_bytes}.",
         )
-    return data
+    return data, serialised
 
 
 def validate_device_id(device_id: Any) -> str:
@@ -151,15 +158,15 @@ def _mutation(index: int, raw: Any, limits: SyncLimits) -> Mutation:
     client_ts = raw.get("client_ts")
     if client_ts is not None and (not isinstance(client_ts, int) or isinstance(client_ts, bool) or client_ts < 0):
         raise MutationError("invalid_client_ts", "client_ts is a non-negative integer (milliseconds) or null.")
-    data = None
+    data = data_json = None
     if op in ("put", "patch"):
-        data = validate_document_data(raw.get("data"), limits)
+        data, data_json = validate_document_json(raw.get("data"), limits)
     elif raw.get("data") is not None:
         raise MutationError("invalid_data", "A delete carries no data.")
     unknown = set(raw) - {"mutation_id", "collection", "id", "op", "base_version", "data", "client_ts"}
     if unknown:
         raise MutationError("unknown_fields", f"Unknown fields: {', '.join(sorted(unknown))}.")
-    return Mutation(index, mutation_id, collection, doc_id, op, base_version, data, client_ts)
+    return Mutation(index, mutation_id, collection, doc_id, op, base_version, data, client_ts, data_json)
 
 
 def mutation_error(index: int, raw: Any, code: str, message: str) -> dict[str, Any]:
