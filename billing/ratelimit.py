@@ -202,8 +202,7 @@ def ratelimit_hit(
     blocks, ``blocked_by`` names its policy. ``None`` means Redis could not be reached and the limiter
     fails open; with ``RATELIMIT_FAIL_OPEN`` false that raises :class:`RateLimiterUnavailable` instead.
     """
-    location = _redis_location()
-    if _unavailable_until.get(location, 0.0) > time.monotonic():
+    if not redis_reachable():
         return _unavailable(check)
     args: list[int] = []
     for bucket in buckets:
@@ -215,7 +214,7 @@ def ratelimit_hit(
         reply = _GCRA(keys=keys, args=args, client=get_redis_connection("default"))
     except (RedisError, OSError) as exc:  # unreachable, timed out, refused, or answering errors
         return redis_failed(exc, check)
-    _unavailable_until.pop(location, None)
+    _unavailable_until.pop(_redis_location(), None)
     metas = [(bucket.policy, bucket.burst, bucket.interval_us) for bucket in buckets]
     return result_from_reply(reply, metas, look=[bucket.policy for bucket in look])
 

@@ -50,13 +50,18 @@ def fast_cursor() -> Iterator[psycopg.Cursor]:
     Django's default client-side binding inlines every parameter into the SQL
     text; binary parameters (``%b``) for arrays are several times faster.
     """
-    with connection.cursor():
-        pass  # makes sure the connection is open and its search_path is set
+    _ready()
     cursor = _new_cursor()
     try:
         yield cursor
     finally:
         cursor.close()
+
+
+def _ready() -> None:
+    """Open Django's connection if needed and set the organisation's search_path on it."""
+    with connection.cursor():
+        pass
 
 
 def _new_cursor() -> psycopg.Cursor:
@@ -75,8 +80,7 @@ def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
     read after the block (reading one inside it waits for the server). Statements run in the order sent,
     in the caller's transaction; an error in one aborts the transaction as usual.
     """
-    with connection.cursor():
-        pass
+    _ready()
 
     def execute(sql: str, params: Any = None) -> psycopg.Cursor:
         cursor = _new_cursor()

@@ -1,8 +1,9 @@
 """API key lookups for authentication, cached in the platform cache.
 
 One cache entry per key holds everything a request needs — the key record
-(the digest, never the secret) and its organisation's snapshot — so an
-authenticated request costs one cache read. The entry is evicted when the key
+(the digest, never the secret) and its organisation's snapshot, stored as JSON —
+so the admission script (:mod:`shared_apps.apikeys.admission`) reads it inside
+Redis in the same call that spends the request's rate-limit token. The entry is evicted when the key
 is revoked and, through :data:`tenants.selectors.ORGANISATION_CACHE_KEY_PROVIDERS`,
 whenever the organisation changes (status, plan).
 """
@@ -17,7 +18,7 @@ import orjson
 from django.db.models import QuerySet
 
 from shared_apps.apikeys.models import ApiKey
-from shared_apps.core.cache import cache_get_many, cache_set
+from shared_apps.core.cache import cache_set
 from tenants.models import Organisation
 from tenants.selectors import OrganisationSnapshot, snapshot_of
 
@@ -60,19 +61,6 @@ def _record_of(api_key: ApiKey) -> ApiKeyRecord:
 
 
 KeyAndOrganisation = tuple[ApiKeyRecord, OrganisationSnapshot]
-
-
-def api_key_lookup(*, prefix: str) -> KeyAndOrganisation | None:
-    """Find a key and its organisation by the key's public prefix: the platform cache, else the database.
-
-    Unknown prefixes are cached briefly too, so guessing keys does not turn
-    into one database query per guess.
-    """
-    key = api_key_cache_key(prefix)
-    cached = cache_get_many([key])
-    if key in cached:
-        return _from_entry(cached[key])
-    return api_key_load(prefix=prefix)
 
 
 def api_key_load(*, prefix: str) -> KeyAndOrganisation | None:
