@@ -24,7 +24,7 @@ from shared_apps.core.errors import InvalidInput
 from shared_apps.core.metrics import record_pull, record_push
 from sync import checkpoints, selectors, services
 from sync.limits import MAX_PULL_LIMIT, sync_limits_for
-from sync.validation import parse_json_body, parse_push, validate_collection_name, validate_device_id
+from sync.validation import parse_json_body, parse_push_body, validate_collection_name, validate_device_id
 from tenant_apps.syncstore.models import Collection, Conflict, ConflictPolicy, Device, SyncState
 
 
@@ -38,10 +38,14 @@ def actor_of(request: Request) -> Actor:
     return Actor(label=f"api_key:{principal.key_prefix}")
 
 
-def require_json(request: Request, *, check_depth: bool = True) -> Any:
+def require_json_content_type(request: Request) -> None:
     if not (request.content_type or "").startswith("application/json"):
         raise InvalidInput("Send the body as application/json.", code="unsupported_media_type")
-    return parse_json_body(request._request.body, check_depth=check_depth)
+
+
+def require_json(request: Request) -> Any:
+    require_json_content_type(request)
+    return parse_json_body(request._request.body)
 
 
 _error = inline_serializer(
@@ -106,9 +110,9 @@ class SyncPushApi(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        body = require_json(request, check_depth=False)  # every document is depth-checked by parse_push
+        require_json_content_type(request)
         limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
-        device_id, meta, mutations = parse_push(body, limits)
+        device_id, meta, mutations = parse_push_body(request._request.body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
         usage_incr(organisation_id=request.auth.organisation.id, mutations=len(mutations))
         record_push(plan_slug=request.auth.organisation.plan_slug, results=result.results)

@@ -28,6 +28,7 @@ class DocState:
     field_versions: dict[str, int]
     client_ts: int | None
     last_device: str
+    row_id: int | None = None  # the stored row's primary key; None until the document is first written
     exists: bool = True
     dirty: bool = False
     # ``data`` as JSON when it is exactly what a put sent (validation already serialised it), so the
@@ -105,7 +106,7 @@ def _write(
             state.field_versions[key] = new_version
     else:
         new_version = 1
-        state.field_versions = dict.fromkeys(data, 1)
+        state.field_versions = {}  # every field is at version 1: the default (see _server_changed)
     state.data_json = mutation.data_json if as_sent and mutation.op == "put" and not deleted else None
     state.data = data
     state.deleted = deleted
@@ -205,6 +206,19 @@ def decide(state: DocState, mutation: Mutation, policy: str, device_id: str, now
     )
 
 
+def _server_changed(state: DocState, base: int) -> set[str]:
+    """Top-level fields changed on the server after version ``base``.
+
+    ``field_versions`` lists only fields changed after the document was created: a field absent from it
+    was last changed at version 1, so a new document stores ``{}`` instead of one entry per field (a
+    smaller row, and no map to build and parse on the common write). A client with no base (0) has seen
+    no version, so every field, present or removed, counts as changed.
+    """
+    if base < 1:
+        return set(state.data) | set(state.field_versions)
+    return {key for key, version in state.field_versions.items() if version > base}
+
+
 def _merge(state: DocState, mutation: Mutation, candidate: dict[str, Any], base: int) -> dict[str, Any] | None:
     """Field-level merge of a stale put/patch; ``None`` when the changes overlap.
 
@@ -217,7 +231,7 @@ def _merge(state: DocState, mutation: Mutation, candidate: dict[str, Any], base:
     """
     if mutation.op == "delete" or state.deleted:
         return None
-    server_changed = {key for key, version in state.field_versions.items() if version > base}
+    server_changed = _server_changed(state, base)
     if mutation.op == "patch":
         client_changed = set((mutation.data or {}).keys())
     else:

@@ -108,28 +108,39 @@ def device_quota_check(cursor: Any, limits: SyncLimits) -> None:
         )
 
 
-def document_quota_check(cursor: Any, limits: SyncLimits, added: int) -> None:
-    """Live documents after the batch must fit the plan (maintained counters: no row count)."""
-    if added <= 0:
-        return
-    cursor.execute("SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection")
-    (current,) = cursor.fetchone()
-    if current + added > limits.max_documents:
+def document_quota_verify(total_after: int, limits: SyncLimits, added: int) -> None:
+    """Live documents after the batch (read in the write's own round trip) must fit the plan.
+
+    Checked after the write, in its transaction: raising rolls the whole batch back, so nothing is
+    written when the quota is exceeded, and the common case costs no extra round trip.
+    """
+    if added > 0 and total_after > limits.max_documents:
         raise QuotaExceeded(
             f"The {limits.plan} plan allows {limits.max_documents} documents.",
             details={
                 "limit": "max_documents",
                 "allowed": limits.max_documents,
-                "current": int(current),
+                "current": int(total_after) - added,
                 "requested": added,
                 "plan": limits.plan,
             },
         )
 
 
-_STORED_SQL = (
-    "SELECT mutation_id, result FROM syncstore_idempotencyrecord WHERE device_id = %s AND mutation_id = ANY(%b)"
-)
+# One primary-key probe per mutation id (LATERAL ... LIMIT 1 is planned per key), so the lookup costs
+# the batch's size, never a scan of the device's history (which a ``mutation_id = ANY(...)`` filter
+# gets planned as once one device holds much of the table).
+_STORED_SQL = """
+    SELECT r.mutation_id, r.result FROM unnest(%b::text[]) AS k(mutation_id)
+    CROSS JOIN LATERAL (
+        SELECT r.mutation_id, r.result FROM syncstore_idempotencyrecord r
+        WHERE r.device_id = %s AND r.mutation_id = k.mutation_id LIMIT 1
+    ) r
+"""
+_RECORDS_SQL = """
+    INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
+    SELECT %s, u.m, u.r, now() FROM unnest(%b::text[], %b::text[]) AS u(m, r)
+"""
 
 
 def _result(mutation: Mutation, outcome: Outcome, state: DocState) -> dict[str, Any]:
@@ -191,7 +202,7 @@ def sync_push_apply(
             execute("SELECT pg_advisory_xact_lock(%s, %s)", [SYNC_LOCK_CLASS, current_organisation_id()])
             device_cursor = execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, len(mutations)))
             if mutations:
-                stored_cursor = execute(_STORED_SQL, [device_id, [m.mutation_id for m in mutations]])
+                stored_cursor = execute(_STORED_SQL, [[m.mutation_id for m in mutations], device_id])
                 strict_cursor = execute("SELECT strict_collections FROM syncstore_syncstate WHERE id = 1")
                 collections_cursor = execute(store.COLLECTIONS_SQL, [names])
                 state_cursors = [
@@ -274,12 +285,17 @@ def sync_push_apply(
                 raise BatchRejected(details={"errors": errors})
 
             conflict_ids = _insert_conflicts(pending_conflicts) if pending_conflicts else []
+        # The writes in one round trip. The document write goes first so PostgreSQL works on it while
+        # Python serialises the results for the idempotency records.
+        with pipelined() as execute:
+            store.write_documents(execute, [s for s in states.values() if s.dirty])
             results: list[dict[str, Any]] = []
-            new_records: list[tuple[str, str]] = []
+            new_ids: list[str] = []
+            new_results: list[str] = []
             slot_to_conflict = dict(zip(conflict_slots, conflict_ids, strict=True))
             for position, (mutation, item) in enumerate(zip(mutations, outcomes, strict=True)):
                 if item is None:
-                    replay = dict(stored[mutation.mutation_id])
+                    replay = orjson.loads(stored[mutation.mutation_id])
                     replay["original_status"] = replay["status"]
                     replay["status"] = "duplicate"
                     results.append(replay)
@@ -288,24 +304,19 @@ def sync_push_apply(
                 if position in slot_to_conflict:
                     result["conflict_id"] = slot_to_conflict[position]
                 results.append(result)
-                new_records.append((mutation.mutation_id, orjson.dumps(result).decode()))
-
-            document_quota_check(cursor, limits, sum(count_deltas.values()))
-            store.write_documents(cursor, [s for s in states.values() if s.dirty])
-            store.adjust_counts(cursor, count_deltas)
-            if new_records:
-                cursor.execute(
-                    """
-                    INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
-                    SELECT %s, u.m, u.r::jsonb, now() FROM unnest(%b::text[], %b::text[]) AS u(m, r)
-                    """,
-                    [device_id, [r[0] for r in new_records], [r[1] for r in new_records]],
-                )
+                new_ids.append(mutation.mutation_id)
+                new_results.append(orjson.dumps(result).decode())
+            store.adjust_counts(execute, count_deltas)
+            if new_ids:
+                execute(_RECORDS_SQL, [device_id, new_ids, new_results])
             if conflict_ids:
-                cursor.execute(
+                execute(
                     "UPDATE syncstore_device SET conflicts = conflicts + %s WHERE device_id = %s",
                     [len(conflict_ids), device_id],
                 )
+            total_cursor = execute(store.LIVE_TOTAL_SQL)
+        (total_after,) = total_cursor.fetchone()
+        document_quota_verify(total_after, limits, sum(count_deltas.values()))
     applied = sum(1 for r in results if r["status"] in ("applied", "merged"))
     conflicts = sum(1 for r in results if r["status"] == "conflict")
     return PushResult(results, applied, conflicts)
@@ -500,8 +511,8 @@ def conflict_resolve(
                             code="schema_violation",
                         )
                 engine.decide(state, mutation, "manual", f"resolution:{actor.label}"[:128], int(time.time() * 1000))
-                store.write_documents(cursor, [state] if state.dirty else [])
-                store.adjust_counts(cursor, {collection.id: int(state.live) - int(was_live)})
+                store.write_documents(cursor.execute, [state] if state.dirty else [])
+                store.adjust_counts(cursor.execute, {collection.id: int(state.live) - int(was_live)})
         conflict.status = "resolved"
         conflict.resolution = choose
         conflict.resolved_by = actor.label

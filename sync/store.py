@@ -5,6 +5,7 @@ Callers hold :func:`sync.db.tenant_write_lock` and pass a :func:`sync.db.fast_cu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -47,74 +48,109 @@ def collection_row(row: tuple) -> dict[str, Any]:
     return {"id": row[0], "name": row[1], "policy": row[2], "json_schema": row[3], "updated_at": row[4]}
 
 
-def load_states(cursor: Any, keys: list[tuple[int, str]]) -> dict[tuple[int, str], DocState]:
-    """The current state of the given (collection id, document id) pairs that exist.
+# The columns of a DocState, in its field order.
+_STATE_COLUMNS = (
+    "d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device, d.id"
+)
 
-    One ``collection_id = %s AND doc_id = ANY(%b)`` lookup per collection: always
-    the unique (collection, doc_id) index. A join against ``unnest()`` lets the
-    planner pick a merge join on the collection alone when its statistics are
-    stale, which reads the whole collection.
-    """
+# The current state of some documents of one collection (by id; a new collection has none). One probe
+# of the unique (collection, doc_id) index per document, whatever the statistics say:
+# * a LATERAL subquery with LIMIT is planned for one key, so the planner cannot trade the probes for one
+#   scan of the collection (which it does for ``doc_id = ANY(...)`` when it believes the collection small);
+# * the (collection, seq) index is partial (``WHERE seq IS NOT NULL``, every row), so only queries that
+#   bound seq can use it: it cannot win a tie against the unique index here when statistics predate the
+#   collection and make both look like one row, and then read the whole collection for every key.
+STATES_SQL = f"""
+    SELECT {_STATE_COLUMNS}
+    FROM unnest(%b::text[]) AS k(doc_id)
+    CROSS JOIN LATERAL (
+        SELECT * FROM syncstore_document d WHERE d.collection_id = %s AND d.doc_id = k.doc_id LIMIT 1
+    ) d
+"""
+
+# The same by the collection's name, so the lookup can be sent before the collection id is known.
+STATES_BY_NAME_SQL = f"""
+    SELECT {_STATE_COLUMNS}
+    FROM (SELECT c.id FROM syncstore_collection c WHERE c.name = %s) c
+    CROSS JOIN unnest(%b::text[]) AS k(doc_id)
+    CROSS JOIN LATERAL (
+        SELECT * FROM syncstore_document d WHERE d.collection_id = c.id AND d.doc_id = k.doc_id LIMIT 1
+    ) d
+"""
+
+
+def load_states(cursor: Any, keys: list[tuple[int, str]]) -> dict[tuple[int, str], DocState]:
+    """The current state of the given (collection id, document id) pairs that exist."""
     by_collection: dict[int, list[str]] = {}
     for collection_id, doc_id in keys:
         by_collection.setdefault(collection_id, []).append(doc_id)
     states: dict[tuple[int, str], DocState] = {}
     for collection_id, doc_ids in by_collection.items():
-        cursor.execute(
-            """
-            SELECT collection_id, doc_id, data, version, deleted, field_versions, client_ts, last_device
-            FROM syncstore_document WHERE collection_id = %s AND doc_id = ANY(%b)
-            """,
-            [collection_id, doc_ids],
-        )
+        cursor.execute(STATES_SQL, [doc_ids, collection_id])
         states.update({(row[0], row[1]): DocState(*row) for row in cursor.fetchall()})
     return states
 
 
-# The current state of some documents of one collection, by the collection's name (a new collection has
-# none), through the unique (collection, doc_id) index.
-STATES_BY_NAME_SQL = """
-    SELECT d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device
-    FROM syncstore_document d
-    WHERE d.collection_id = (SELECT c.id FROM syncstore_collection c WHERE c.name = %s) AND d.doc_id = ANY(%b)
-"""
+# Live documents in the organisation after a write (maintained counters, no row count): the quota check.
+LIVE_TOTAL_SQL = "SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection"
 
 
-def write_documents(cursor: Any, states: list[DocState]) -> None:
+def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) -> None:
+    """Write the given states in one statement: an INSERT of the new documents and an UPDATE (by primary
+    key) of the stored ones.
+
+    ``execute`` is a cursor's, or :func:`sync.db.pipelined`'s. Callers hold the write lock and know from
+    the states they loaded which documents exist, so neither part needs ``ON CONFLICT``: a plain insert
+    and an update by id each cost PostgreSQL less than an upsert. Sequence numbers are drawn once, in
+    the order of ``states``, so the change feed lists a batch's writes in the order they were made.
+    """
     if not states:
         return
-    data_json = [(s.data_json or orjson.dumps(s.data)).decode() for s in states]
-    cursor.execute(
+    data = [(s.data_json or orjson.dumps(s.data)).decode() for s in states]
+    execute(
         """
-        INSERT INTO syncstore_document AS d (collection_id, doc_id, data, version, deleted, field_versions,
-                                             client_ts, size_bytes, last_device, created_at, updated_at)
-        SELECT u.cid, u.did, u.data::jsonb, u.version, u.deleted, u.fv::jsonb, u.ts, u.size, u.dev, now(), now()
-        FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::int[], %b::bool[], %b::text[], %b::bigint[],
-                    %b::int[], %b::text[]) AS u(cid, did, data, version, deleted, fv, ts, size, dev)
-        ON CONFLICT (collection_id, doc_id) DO UPDATE SET
-            data = EXCLUDED.data, version = EXCLUDED.version, deleted = EXCLUDED.deleted,
-            field_versions = EXCLUDED.field_versions, client_ts = EXCLUDED.client_ts,
-            size_bytes = EXCLUDED.size_bytes, last_device = EXCLUDED.last_device,
-            updated_at = EXCLUDED.updated_at, seq = nextval('syncstore_change_seq')
+        WITH u AS MATERIALIZED (
+            SELECT u.*, nextval('syncstore_change_seq') AS seq
+            FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::int[], %b::bool[], %b::text[],
+                        %b::bigint[], %b::int[], %b::text[])
+                 WITH ORDINALITY AS u(row_id, cid, did, data, version, deleted, fv, ts, size, dev, position)
+            ORDER BY u.position
+        ), inserted AS (
+            INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
+                                            client_ts, size_bytes, last_device, created_at, updated_at)
+            SELECT u.cid, u.did, u.data::jsonb, u.version, u.seq, u.deleted, COALESCE(u.fv::jsonb, '{}'), u.ts,
+                   u.size, u.dev, now(), now()
+            FROM u WHERE u.row_id IS NULL
+        )
+        UPDATE syncstore_document AS d SET
+            data = u.data::jsonb, version = u.version, seq = u.seq, deleted = u.deleted,
+            field_versions = COALESCE(u.fv::jsonb, '{}'), client_ts = u.ts, size_bytes = u.size,
+            last_device = u.dev, updated_at = now()
+        FROM u WHERE d.id = u.row_id AND d.id = ANY(%b::bigint[])
         """,
         [
+            [s.row_id for s in states],
             [s.collection_id for s in states],
             [s.doc_id for s in states],
-            data_json,
+            data,
             [s.version for s in states],
             [s.deleted for s in states],
-            [orjson.dumps(s.field_versions).decode() for s in states],
+            # None (stored as {}) when every field is at version 1.
+            [orjson.dumps(s.field_versions).decode() if s.field_versions else None for s in states],
             [s.client_ts for s in states],
-            [len(d) for d in data_json],
+            [len(d) for d in data],
             [s.last_device for s in states],
+            # The stored rows again, as a primary-key condition: it keeps the update to one index probe per
+            # row, where a join on the CTE alone may be planned as a scan of the whole table.
+            [s.row_id for s in states if s.row_id is not None],
         ],
     )
 
 
-def adjust_counts(cursor: Any, deltas: dict[int, int]) -> None:
+def adjust_counts(execute: Callable[[str, Any], Any], deltas: dict[int, int]) -> None:
     deltas = {cid: delta for cid, delta in deltas.items() if delta}
     if deltas:
-        cursor.execute(
+        execute(
             """
             UPDATE syncstore_collection c SET document_count = c.document_count + u.delta
             FROM unnest(%b::bigint[], %b::bigint[]) AS u(cid, delta) WHERE c.id = u.cid

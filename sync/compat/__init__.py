@@ -26,7 +26,7 @@ from rest_framework.request import Request
 
 from shared_apps.core.errors import InvalidInput
 from sync import engine, services, store
-from sync.db import fast_cursor, tenant_write_lock
+from sync.db import fast_cursor, pipelined, tenant_write_lock
 from sync.engine import DocState
 from sync.errors import ResetRequired
 from sync.limits import SyncLimits
@@ -181,11 +181,15 @@ class DocumentWriter:
             self.set(collection, state, state.data, True)
 
     def flush(self) -> int:
-        """Write the changed documents (after checking the plan's document quota); return how many."""
-        services.document_quota_check(self.cursor, self.limits, sum(self.count_deltas.values()))
+        """Write the changed documents in one round trip, then check the plan's document quota (raising
+        rolls the transaction back, so nothing is written over quota); return how many."""
         dirty = [s for s in self.states.values() if s.dirty]
-        store.write_documents(self.cursor, dirty)
-        store.adjust_counts(self.cursor, self.count_deltas)
+        with pipelined() as execute:
+            store.write_documents(execute, dirty)
+            store.adjust_counts(execute, self.count_deltas)
+            total_cursor = execute(store.LIVE_TOTAL_SQL)
+        (total_after,) = total_cursor.fetchone()
+        services.document_quota_verify(total_after, self.limits, sum(self.count_deltas.values()))
         return len(dirty)
 
 

@@ -62,6 +62,8 @@ class Document(models.Model):
     ``field_versions`` maps each top-level field to the document version that
     last changed it (removed fields included), which is what field-level merge
     needs to tell "changed on the server since your base" from "unchanged".
+    A field absent from it was last changed at version 1 (created with the
+    document), so a new document stores ``{}``.
     ``client_ts`` is the client clock of the last accepted write (milliseconds),
     for the last-writer-wins policy.
     """
@@ -92,7 +94,9 @@ class Document(models.Model):
             models.CheckConstraint(condition=models.Q(version__gte=1), name="document_version_positive"),
         ]
         indexes = [
-            models.Index(fields=["collection", "seq"], name="document_collection_seq_idx"),
+            # Partial on a condition every row meets, so that only a query bounding seq (a per-collection
+            # change feed) can use it, never a lookup by (collection, doc_id): see sync/store.py.
+            models.Index(fields=["collection", "seq"], name="document_feed_idx", condition=models.Q(seq__isnull=False)),
             models.Index(fields=["deleted", "seq"], name="document_tombstone_idx", condition=models.Q(deleted=True)),
         ]
 
@@ -158,17 +162,22 @@ class Conflict(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The stored result of a pushed mutation, so a retried push applies nothing twice."""
+    """The stored result of a pushed mutation, so a retried push applies nothing twice.
 
+    Keyed by (device, mutation id) itself: a push writes one record per
+    mutation, and a surrogate id would cost each of them a second index entry
+    and a sequence draw. ``result`` is the result as JSON text: it is only ever
+    handed back whole, so it is stored as serialised rather than parsed into
+    ``jsonb`` on every push. See docs/decisions.md.
+    """
+
+    pk = models.CompositePrimaryKey("device_id", "mutation_id")
     device_id = models.CharField(max_length=128)
     mutation_id = models.CharField(max_length=128)
-    result = models.JSONField()
+    result = models.TextField()
     created_at = models.DateTimeField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["device_id", "mutation_id"], name="idempotency_unique_device_mutation")
-        ]
         # BRIN: records are appended in created_at order and only ever deleted by age, so a block-range
         # index serves the clean-up and costs a push almost nothing (a btree entry per mutation did).
         indexes = [BrinIndex(fields=["created_at"], name="idempotency_created_brin")]

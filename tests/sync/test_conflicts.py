@@ -47,6 +47,30 @@ def test_merge_of_a_stale_put_keeps_server_fields_the_client_did_not_change(org)
     assert conflict.status == "open"
 
 
+def test_two_devices_creating_the_same_document_offline_conflict_instead_of_overwriting(org) -> None:
+    # Fields set when a document is created carry no stored field version (version 1 is the default):
+    # a second creation without a base version has seen none of them, so they all count as changed.
+    client = org.client()
+    push_ok(client, [mutation("a", data={"title": "milk", "qty": 1})], device_id="phone")
+    result = push_ok(client, [mutation("a", data={"title": "bread", "qty": 1})], device_id="laptop")[0]
+    assert result["status"] == "conflict"
+    assert result["data"] == {"title": "milk", "qty": 1}
+    with tenant_context(org.organisation):
+        conflict = Conflict.objects.get()
+    assert conflict.client_write["data"] == {"title": "bread", "qty": 1}
+
+
+def test_fields_untouched_since_creation_merge_with_a_stale_patch(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"title": "milk", "qty": 1, "done": False})], device_id="phone")
+    push_ok(client, [mutation("a", "patch", {"title": "oat milk"}, base_version=1)], device_id="laptop")
+    push_ok(client, [mutation("a", "patch", {"done": True}, base_version=2)], device_id="laptop")
+    # The phone saw version 1 and changes qty, a field nobody changed since the document was created.
+    result = push_ok(client, [mutation("a", "patch", {"qty": 2}, base_version=1)], device_id="phone")[0]
+    assert result["status"] == "merged"
+    assert result["data"] == {"title": "oat milk", "qty": 2, "done": True}
+
+
 def test_merge_with_overlapping_fields_keeps_the_server_state_and_opens_a_conflict(org) -> None:
     client = org.client()
     setup_document(client)
