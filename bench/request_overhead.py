@@ -21,6 +21,7 @@ Usage: ``python bench/request_overhead.py [--requests 6000] [--rounds 20]``
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import statistics
 import sys
@@ -184,6 +185,9 @@ def main() -> None:
     Plan.objects.filter(slug="enterprise").update(requests_per_minute=100_000_000, burst=10_000_000)
     caches["platform"].delete(plan_cache_key("enterprise"))
     install_bench_urlconf()
+    # As config/wsgi.py does in every worker: startup objects out of the garbage collector's reach.
+    gc.collect()
+    gc.freeze()
 
     bare = wsgi_caller("/bench/bare", {})
     authorization = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
