@@ -29,6 +29,7 @@ class DocState:
     client_ts: int | None
     last_device: str
     row_id: int | None = None  # the stored row's primary key; None until the document is first written
+    seq: int | None = None  # the stored row's change number when loaded (not updated by this batch's writes)
     exists: bool = True
     dirty: bool = False
     # ``data`` as JSON when it is exactly what a put sent (validation already serialised it), so the

@@ -288,7 +288,7 @@ def sync_push_apply(
         # The writes in one round trip. The document write goes first so PostgreSQL works on it while
         # Python serialises the results for the idempotency records.
         with pipelined() as execute:
-            store.write_documents(execute, [s for s in states.values() if s.dirty])
+            total_cursor = store.write_changes(execute, [s for s in states.values() if s.dirty], count_deltas)
             results: list[dict[str, Any]] = []
             new_ids: list[str] = []
             new_results: list[str] = []
@@ -306,7 +306,6 @@ def sync_push_apply(
                 results.append(result)
                 new_ids.append(mutation.mutation_id)
                 new_results.append(orjson.dumps(result).decode())
-            store.adjust_counts(execute, count_deltas)
             if new_ids:
                 execute(_RECORDS_SQL, [device_id, new_ids, new_results])
             if conflict_ids:
@@ -314,7 +313,6 @@ def sync_push_apply(
                     "UPDATE syncstore_device SET conflicts = conflicts + %s WHERE device_id = %s",
                     [len(conflict_ids), device_id],
                 )
-            total_cursor = execute(store.LIVE_TOTAL_SQL)
         (total_after,) = total_cursor.fetchone()
         document_quota_verify(total_after, limits, sum(count_deltas.values()))
     applied = sum(1 for r in results if r["status"] in ("applied", "merged"))

@@ -50,7 +50,7 @@ def collection_row(row: tuple) -> dict[str, Any]:
 
 # The columns of a DocState, in its field order.
 _STATE_COLUMNS = (
-    "d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device, d.id"
+    "d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device, d.id, d.seq"
 )
 
 # The current state of some documents of one collection (by id; a new collection has none). One probe
@@ -145,6 +145,15 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
             [s.row_id for s in states if s.row_id is not None],
         ],
     )
+
+
+def write_changes(execute: Callable[[str, Any], Any], states: list[DocState], deltas: dict[int, int]) -> Any:
+    """Send the document write and the collection counters; return the cursor that will hold the live
+    documents in the organisation afterwards, for the plan's quota (``execute`` as for
+    :func:`write_documents`; inside :func:`sync.db.pipelined` all of it is one round trip)."""
+    write_documents(execute, states)
+    adjust_counts(execute, deltas)
+    return execute(LIVE_TOTAL_SQL)
 
 
 def adjust_counts(execute: Callable[[str, Any], Any], deltas: dict[int, int]) -> None:

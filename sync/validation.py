@@ -185,14 +185,22 @@ def mutation_error(index: int, raw: Any, code: str, message: str) -> dict[str, A
 
 # ---------------------------------------------------------------------------- push: the fast path
 
-_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=_ID_PATTERN)]
+
+def _id_text(max_length: int) -> Any:
+    """Text of 1 to ``max_length`` characters without control characters, as msgspec checks it."""
+    return Annotated[str, msgspec.Meta(min_length=1, max_length=max_length, pattern=_ID_PATTERN)]
+
+
+_MutationId = _id_text(MAX_MUTATION_ID_LENGTH)
+_DocumentId = _id_text(MAX_ID_LENGTH)
+_DeviceId = _id_text(MAX_DEVICE_ID_LENGTH)
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class _WireMutation(msgspec.Struct, forbid_unknown_fields=True):
-    mutation_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MUTATION_ID_LENGTH, pattern=_ID_PATTERN)]
+    mutation_id: _MutationId
     collection: Annotated[str, msgspec.Meta(pattern=COLLECTION_NAME_PATTERN)]
-    id: _Id
+    id: _DocumentId
     op: Literal["put", "patch", "delete"]
     base_version: _Count | None = None
     data: msgspec.Raw = msgspec.Raw(b"")  # kept as the client's JSON text until it is checked below
@@ -200,7 +208,7 @@ class _WireMutation(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _WirePush(msgspec.Struct):
-    device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DEVICE_ID_LENGTH, pattern=_ID_PATTERN)]
+    device_id: _DeviceId
     mutations: list[_WireMutation]
     client: dict[str, Any] | None = None
 

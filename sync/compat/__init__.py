@@ -185,9 +185,7 @@ class DocumentWriter:
         rolls the transaction back, so nothing is written over quota); return how many."""
         dirty = [s for s in self.states.values() if s.dirty]
         with pipelined() as execute:
-            store.write_documents(execute, dirty)
-            store.adjust_counts(execute, self.count_deltas)
-            total_cursor = execute(store.LIVE_TOTAL_SQL)
+            total_cursor = store.write_changes(execute, dirty, self.count_deltas)
         (total_after,) = total_cursor.fetchone()
         services.document_quota_verify(total_after, self.limits, sum(self.count_deltas.values()))
         return len(dirty)

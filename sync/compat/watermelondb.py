@@ -230,22 +230,6 @@ def parse_push(body: Any, query_last_pulled_at: str | None, limits: SyncLimits) 
     return last_pulled_at, records
 
 
-def _changed_since(cursor: Any, keys: list[tuple[int, str]], seq: int) -> set[tuple[int, str]]:
-    """Pushed records whose document changed at or after ``seq`` (per collection: always the unique index)."""
-    by_collection: dict[int, list[str]] = {}
-    for collection_id, doc_id in keys:
-        by_collection.setdefault(collection_id, []).append(doc_id)
-    changed: set[tuple[int, str]] = set()
-    for collection_id, doc_ids in by_collection.items():
-        cursor.execute(
-            "SELECT collection_id, doc_id FROM syncstore_document"
-            " WHERE collection_id = %s AND doc_id = ANY(%b) AND seq >= %s",
-            [collection_id, doc_ids, seq],
-        )
-        changed.update((row[0], row[1]) for row in cursor.fetchall())
-    return changed
-
-
 def watermelon_push_apply(
     *, last_pulled_at: int, records: list[WmRecord], device_id: str, meta: dict[str, str], limits: SyncLimits
 ) -> int:
@@ -267,7 +251,8 @@ def watermelon_push_apply(
         compat.check_position(last_pulled_at - 1, horizon=horizon, newest=newest)
         keys = sorted({(collections[r.table]["id"], r.doc_id) for r in records})
         states = store.load_states(cursor, keys)
-        changed = _changed_since(cursor, keys, last_pulled_at)
+        # Changed on the server at or after the client's last pull: read with the states, no second lookup.
+        changed = {key for key, state in states.items() if state.seq is not None and state.seq >= last_pulled_at}
         writer = compat.DocumentWriter(cursor, device_id, states, limits)
         conflicts: list[dict[str, str]] = []
         errors: list[dict[str, Any]] = []
