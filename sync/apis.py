@@ -21,7 +21,7 @@ from billing.usage import usage_incr
 from shared_apps.apikeys.authentication import ApiKeyPrincipal
 from shared_apps.audit.services import Actor
 from shared_apps.core.errors import InvalidInput
-from shared_apps.core.metrics import record_pull, record_push
+from shared_apps.core.metrics import record_pull, record_push_counts
 from sync import checkpoints, selectors, services
 from sync.limits import MAX_PULL_LIMIT, sync_limits_for
 from sync.validation import parse_json_body, parse_push_body, validate_collection_name, validate_device_id
@@ -115,8 +115,10 @@ class SyncPushApi(APIView):
         device_id, meta, mutations = parse_push_body(request._request.body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
         usage_incr(organisation_id=request.auth.organisation.id, mutations=len(mutations))
-        record_push(plan_slug=request.auth.organisation.plan_slug, results=result.results)
-        return json_response({"results": result.results})
+        record_push_counts(
+            plan_slug=request.auth.organisation.plan_slug, statuses=result.statuses, conflicts=result.conflicts
+        )
+        return json_response(b'{"results":%b}' % result.results_json)
 
 
 class SyncPullApi(APIView):

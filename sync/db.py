@@ -91,6 +91,13 @@ def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
         yield execute
 
 
+def rollback_to_savepoint(name: str) -> None:
+    """Undo what ran since ``SAVEPOINT name`` (sent by the caller on Django's connection, inside its
+    transaction); the transaction goes on, usable again even after an error in between."""
+    with connection.connection.cursor() as cursor:
+        cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+
+
 class _LoggedCursor(psycopg.Cursor):
     """Adds statements to Django's query log when it is on (DEBUG, or tests counting queries),
     so query-count tests see the hot path's statements too."""

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
@@ -21,7 +22,14 @@ from jsonschema.exceptions import SchemaError
 from shared_apps.audit.services import Actor, audit_record
 from shared_apps.core.errors import InvalidInput, QuotaExceeded
 from sync import engine, store
-from sync.db import SYNC_LOCK_CLASS, current_organisation_id, fast_cursor, pipelined, tenant_write_lock
+from sync.db import (
+    SYNC_LOCK_CLASS,
+    current_organisation_id,
+    fast_cursor,
+    pipelined,
+    rollback_to_savepoint,
+    tenant_write_lock,
+)
 from sync.engine import DocState, Outcome
 from sync.errors import (
     BatchRejected,
@@ -41,9 +49,15 @@ _validators: dict[tuple[int, str], Draft202012Validator] = {}
 
 @dataclass(frozen=True)
 class PushResult:
-    results: list[dict[str, Any]]
-    applied: int
-    conflicts: int
+    """A push's outcome: the results as the JSON array the response carries, and counts for metrics."""
+
+    results_json: bytes
+    statuses: dict[str, int]  # mutations by result status
+    conflicts: int  # conflict records opened or resolved by policy
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return orjson.loads(self.results_json)
 
 
 def validator_for(collection: dict[str, Any]) -> Draft202012Validator | None:
@@ -182,6 +196,68 @@ def _insert_conflicts(pending: list[tuple[dict[str, Any], Mutation, int, str, st
     return [row.pk for row in Conflict.objects.bulk_create(rows)]
 
 
+# A batch of nothing but new documents (every mutation a put without a base version, of an id the batch
+# does not repeat), which is how clients create data, is written in one statement with no state read
+# first: the inserts themselves find out whether it really is that. A document that already exists or a
+# mutation id with a stored result (a replay) breaks a unique index, and a collection that is missing or
+# has a JSON Schema leaves its mutations unwritten (fewer rows than mutations); either way the statement
+# ran inside a savepoint that is rolled back, and the engine handles the batch in the same transaction.
+# What it writes is what the engine writes for such a batch (version 1, every field at version 1, the
+# client's timestamp or the server's, an idempotency record with the same result, the collection
+# counters); sequence numbers are drawn in the batch's order, as in store.write_documents. PostgreSQL
+# renders the results, in order, as the response's JSON array, and returns the live total for the quota.
+_NEW_SAVEPOINT = "outpost_push_new"
+_PUSH_NEW_SQL = """
+    WITH w AS MATERIALIZED (
+        SELECT m.*, c.id AS cid, nextval('syncstore_change_seq') AS seq,
+               '{"mutation_id":' || to_json(m.mutation_id)::text || ',"status":"applied","collection":'
+                   || to_json(m.collection)::text || ',"id":' || to_json(m.doc_id)::text || ',"version":1}'
+                   AS result
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[])
+             WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, ts, size, position)
+        JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
+        ORDER BY m.position
+    ), documents AS (
+        INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
+                                        client_ts, size_bytes, last_device, created_at, updated_at)
+        SELECT w.cid, w.doc_id, w.data::jsonb, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(), now()
+        FROM w
+    ), records AS (
+        INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
+        SELECT %s, w.mutation_id, w.result, now() FROM w
+    ), counts AS (
+        UPDATE syncstore_collection c SET document_count = c.document_count + n.added
+        FROM (SELECT w.cid, count(*) AS added FROM w GROUP BY w.cid) n WHERE c.id = n.cid
+    )
+    SELECT (SELECT count(*) FROM w),
+           (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection) + (SELECT count(*) FROM w),
+           (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
+"""
+
+
+def _all_new_puts(mutations: list[Mutation]) -> bool:
+    """The batch can only be new documents: puts without a base version, no document twice."""
+    return bool(mutations) and (
+        all(m.op == "put" and not m.base_version for m in mutations)
+        and len({(m.collection, m.doc_id) for m in mutations}) == len(mutations)
+    )
+
+
+def _push_new_params(device_id: str, mutations: list[Mutation], now_ms: int) -> list[Any]:
+    data = [(m.data_json or orjson.dumps(m.data)).decode() for m in mutations]
+    return [
+        [m.mutation_id for m in mutations],
+        [m.collection for m in mutations],
+        [m.doc_id for m in mutations],
+        data,
+        [m.client_ts for m in mutations],
+        [len(d) for d in data],
+        now_ms,
+        device_id,
+        device_id,
+    ]
+
+
 def sync_push_apply(
     *, device_id: str, mutations: list[Mutation], meta: dict[str, str], limits: SyncLimits
 ) -> PushResult:
@@ -191,133 +267,159 @@ def sync_push_apply(
     (JSON Schema, unknown collection with strict collections on, a base version
     from the future) rejects the whole batch with ``batch_rejected`` and nothing
     is written. Conflicts are outcomes, not errors.
+
+    The first round trip takes the write lock (so what follows is read under it) and records the
+    device; a batch of new documents is written in it too (:data:`_PUSH_NEW_SQL`), and everything else
+    goes through the conflict engine (:func:`_push_with_engine`).
     """
     now_ms = int(time.time() * 1000)
+    new_documents = _all_new_puts(mutations)
     with transaction.atomic():
-        # Everything the batch needs to know, in one round trip: the write lock first (so what follows is
-        # read under it), the device, the batch's stored results, strict mode, its collections and the
-        # current state of its documents.
-        names = sorted({m.collection for m in mutations})
-        with pipelined() as execute:
-            execute("SELECT pg_advisory_xact_lock(%s, %s)", [SYNC_LOCK_CLASS, current_organisation_id()])
-            device_cursor = execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, len(mutations)))
-            if mutations:
-                stored_cursor = execute(_STORED_SQL, [[m.mutation_id for m in mutations], device_id])
-                strict_cursor = execute("SELECT strict_collections FROM syncstore_syncstate WHERE id = 1")
-                collections_cursor = execute(store.COLLECTIONS_SQL, [names])
-                state_cursors = [
-                    execute(store.STATES_BY_NAME_SQL, [name, [m.doc_id for m in mutations if m.collection == name]])
-                    for name in names
-                ]
+        written = None
+        try:
+            with pipelined() as execute:
+                execute("SELECT pg_advisory_xact_lock(%s, %s)", [SYNC_LOCK_CLASS, current_organisation_id()])
+                device_cursor = execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, len(mutations)))
+                if new_documents:
+                    execute(f"SAVEPOINT {_NEW_SAVEPOINT}")
+                    new_cursor = execute(_PUSH_NEW_SQL, _push_new_params(device_id, mutations, now_ms))
+        except psycopg.errors.UniqueViolation:
+            pass  # a document or a stored result is already there: not a batch of new documents
+        else:
+            written = new_cursor.fetchone() if new_documents else None
+        if new_documents and (written is None or written[0] != len(mutations)):
+            rollback_to_savepoint(_NEW_SAVEPOINT)
+            written = None
         with fast_cursor() as cursor:
             device_touched(cursor, device_cursor.fetchone(), limits)
-            if not mutations:
-                return PushResult([], 0, 0)
-            stored = dict(stored_cursor.fetchall())
-            fresh = [m for m in mutations if m.mutation_id not in stored]
-            (strict,) = strict_cursor.fetchone()
-            collections = store.collections_found(
-                cursor,
-                collections_cursor.fetchall(),
-                sorted({m.collection for m in fresh}),
-                create_missing=not strict,
-            )
-            errors = [
-                mutation_error(m.index, {"mutation_id": m.mutation_id}, "unknown_collection", "No such collection.")
-                for m in fresh
-                if m.collection not in collections
-            ]
-            if errors:
-                raise BatchRejected(details={"errors": errors})
-            states = {
-                (row[0], row[1]): DocState(*row) for state_cursor in state_cursors for row in state_cursor.fetchall()
-            }
-            outcomes: list[dict[str, Any] | None] = []
-            pending_conflicts: list[tuple[dict[str, Any], Mutation, int, str, str]] = []
-            conflict_slots: list[int] = []
-            count_deltas: dict[int, int] = {}
-            for mutation in mutations:
-                if mutation.mutation_id in stored:
-                    outcomes.append(None)
-                    continue
-                collection = collections[mutation.collection]
-                key = (collection["id"], mutation.doc_id)
-                state = states.get(key)
-                if state is None:
-                    state = states[key] = engine.new_state(collection["id"], mutation.doc_id)
-                if mutation.base_version is not None and mutation.base_version > state.version:
+        if not mutations:
+            return PushResult(b"[]", {}, 0)
+        if written is None:
+            return _push_with_engine(device_id, mutations, limits, now_ms)
+        _count, total_after, results_json = written
+        document_quota_verify(total_after, limits, len(mutations))
+        return PushResult(results_json.encode(), {"applied": len(mutations)}, 0)
+
+
+def _push_with_engine(device_id: str, mutations: list[Mutation], limits: SyncLimits, now_ms: int) -> PushResult:
+    """The general push (inside :func:`sync_push_apply`'s transaction, under the write lock): read the
+    batch's stored results, collections and documents in one round trip, decide every mutation with
+    :mod:`sync.engine`, then write in one more."""
+    names = sorted({m.collection for m in mutations})
+    with pipelined() as execute:
+        stored_cursor = execute(_STORED_SQL, [[m.mutation_id for m in mutations], device_id])
+        strict_cursor = execute("SELECT strict_collections FROM syncstore_syncstate WHERE id = 1")
+        collections_cursor = execute(store.COLLECTIONS_SQL, [names])
+        state_cursors = [
+            execute(store.STATES_BY_NAME_SQL, [name, [m.doc_id for m in mutations if m.collection == name]])
+            for name in names
+        ]
+    with fast_cursor() as cursor:
+        stored = dict(stored_cursor.fetchall())
+        fresh = [m for m in mutations if m.mutation_id not in stored]
+        (strict,) = strict_cursor.fetchone()
+        collections = store.collections_found(
+            cursor,
+            collections_cursor.fetchall(),
+            sorted({m.collection for m in fresh}),
+            create_missing=not strict,
+        )
+        errors = [
+            mutation_error(m.index, {"mutation_id": m.mutation_id}, "unknown_collection", "No such collection.")
+            for m in fresh
+            if m.collection not in collections
+        ]
+        if errors:
+            raise BatchRejected(details={"errors": errors})
+        states = {(row[0], row[1]): DocState(*row) for state_cursor in state_cursors for row in state_cursor.fetchall()}
+        outcomes: list[dict[str, Any] | None] = []
+        pending_conflicts: list[tuple[dict[str, Any], Mutation, int, str, str]] = []
+        conflict_slots: list[int] = []
+        count_deltas: dict[int, int] = {}
+        for mutation in mutations:
+            if mutation.mutation_id in stored:
+                outcomes.append(None)
+                continue
+            collection = collections[mutation.collection]
+            key = (collection["id"], mutation.doc_id)
+            state = states.get(key)
+            if state is None:
+                state = states[key] = engine.new_state(collection["id"], mutation.doc_id)
+            if mutation.base_version is not None and mutation.base_version > state.version:
+                errors.append(
+                    mutation_error(
+                        mutation.index,
+                        {"mutation_id": mutation.mutation_id},
+                        "invalid_base_version",
+                        f"base_version {mutation.base_version} is newer than the server's {state.version}.",
+                    )
+                )
+                outcomes.append(None)
+                continue
+            validator = validator_for(collection)
+            if validator is not None and mutation.op != "delete":
+                candidate = engine.candidate_data(state, mutation)
+                problem = next(iter(validator.iter_errors(candidate)), None)
+                if problem is not None:
                     errors.append(
                         mutation_error(
                             mutation.index,
                             {"mutation_id": mutation.mutation_id},
-                            "invalid_base_version",
-                            f"base_version {mutation.base_version} is newer than the server's {state.version}.",
+                            "schema_violation",
+                            f"{'/'.join(str(p) for p in problem.absolute_path) or '(root)'}: {problem.message}",
                         )
                     )
                     outcomes.append(None)
                     continue
-                validator = validator_for(collection)
-                if validator is not None and mutation.op != "delete":
-                    candidate = engine.candidate_data(state, mutation)
-                    problem = next(iter(validator.iter_errors(candidate)), None)
-                    if problem is not None:
-                        errors.append(
-                            mutation_error(
-                                mutation.index,
-                                {"mutation_id": mutation.mutation_id},
-                                "schema_violation",
-                                f"{'/'.join(str(p) for p in problem.absolute_path) or '(root)'}: {problem.message}",
-                            )
-                        )
-                        outcomes.append(None)
-                        continue
-                was_live = state.live
-                outcome = engine.decide(state, mutation, collection["policy"], device_id, now_ms)
-                count_deltas[collection["id"]] = count_deltas.get(collection["id"], 0) + int(state.live) - int(was_live)
-                if outcome.conflict is not None:
-                    conflict_slots.append(len(outcomes))
-                    pending_conflicts.append(
-                        (outcome.conflict, mutation, collection["id"], collection["policy"], device_id)
-                    )
-                # The result is taken now: later mutations in the batch may change the same document.
-                outcomes.append(_result(mutation, outcome, state))
-            if errors:
-                raise BatchRejected(details={"errors": errors})
-
-            conflict_ids = _insert_conflicts(pending_conflicts) if pending_conflicts else []
-        # The writes in one round trip. The document write goes first so PostgreSQL works on it while
-        # Python serialises the results for the idempotency records.
-        with pipelined() as execute:
-            total_cursor = store.write_changes(execute, [s for s in states.values() if s.dirty], count_deltas)
-            results: list[dict[str, Any]] = []
-            new_ids: list[str] = []
-            new_results: list[str] = []
-            slot_to_conflict = dict(zip(conflict_slots, conflict_ids, strict=True))
-            for position, (mutation, item) in enumerate(zip(mutations, outcomes, strict=True)):
-                if item is None:
-                    replay = orjson.loads(stored[mutation.mutation_id])
-                    replay["original_status"] = replay["status"]
-                    replay["status"] = "duplicate"
-                    results.append(replay)
-                    continue
-                result = item
-                if position in slot_to_conflict:
-                    result["conflict_id"] = slot_to_conflict[position]
-                results.append(result)
-                new_ids.append(mutation.mutation_id)
-                new_results.append(orjson.dumps(result).decode())
-            if new_ids:
-                execute(_RECORDS_SQL, [device_id, new_ids, new_results])
-            if conflict_ids:
-                execute(
-                    "UPDATE syncstore_device SET conflicts = conflicts + %s WHERE device_id = %s",
-                    [len(conflict_ids), device_id],
+            was_live = state.live
+            outcome = engine.decide(state, mutation, collection["policy"], device_id, now_ms)
+            count_deltas[collection["id"]] = count_deltas.get(collection["id"], 0) + int(state.live) - int(was_live)
+            if outcome.conflict is not None:
+                conflict_slots.append(len(outcomes))
+                pending_conflicts.append(
+                    (outcome.conflict, mutation, collection["id"], collection["policy"], device_id)
                 )
-        (total_after,) = total_cursor.fetchone()
-        document_quota_verify(total_after, limits, sum(count_deltas.values()))
-    applied = sum(1 for r in results if r["status"] in ("applied", "merged"))
-    conflicts = sum(1 for r in results if r["status"] == "conflict")
-    return PushResult(results, applied, conflicts)
+            # The result is taken now: later mutations in the batch may change the same document.
+            outcomes.append(_result(mutation, outcome, state))
+        if errors:
+            raise BatchRejected(details={"errors": errors})
+
+        conflict_ids = _insert_conflicts(pending_conflicts) if pending_conflicts else []
+    # The writes in one round trip. The document write goes first so PostgreSQL works on it while
+    # Python serialises the results for the idempotency records and the response.
+    with pipelined() as execute:
+        total_cursor = store.write_changes(execute, [s for s in states.values() if s.dirty], count_deltas)
+        results: list[dict[str, Any]] = []
+        new_ids: list[str] = []
+        new_results: list[str] = []
+        slot_to_conflict = dict(zip(conflict_slots, conflict_ids, strict=True))
+        for position, (mutation, item) in enumerate(zip(mutations, outcomes, strict=True)):
+            if item is None:
+                replay = orjson.loads(stored[mutation.mutation_id])
+                replay["original_status"] = replay["status"]
+                replay["status"] = "duplicate"
+                results.append(replay)
+                continue
+            result = item
+            if position in slot_to_conflict:
+                result["conflict_id"] = slot_to_conflict[position]
+            results.append(result)
+            new_ids.append(mutation.mutation_id)
+            new_results.append(orjson.dumps(result).decode())
+        if new_ids:
+            execute(_RECORDS_SQL, [device_id, new_ids, new_results])
+        if conflict_ids:
+            execute(
+                "UPDATE syncstore_device SET conflicts = conflicts + %s WHERE device_id = %s",
+                [len(conflict_ids), device_id],
+            )
+        statuses: dict[str, int] = {}
+        for result in results:
+            statuses[result["status"]] = statuses.get(result["status"], 0) + 1
+        results_json = orjson.dumps(results)
+    (total_after,) = total_cursor.fetchone()
+    document_quota_verify(total_after, limits, sum(count_deltas.values()))
+    return PushResult(results_json, statuses, len(conflict_ids))
 
 
 def device_touch_for_pull(*, device_id: str, seq: int, limits: SyncLimits) -> None:

@@ -76,14 +76,6 @@ def tier_of(plan_slug: str) -> str:
         return "unknown"
 
 
-def record_push(*, plan_slug: str, results: list[dict[str, Any]]) -> None:
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result["status"]] = counts.get(result["status"], 0) + 1
-    conflicts = sum(1 for result in results if result.get("conflict_id"))
-    record_push_counts(plan_slug=plan_slug, statuses=counts, conflicts=conflicts)
-
-
 def record_push_counts(*, plan_slug: str, statuses: dict[str, int], conflicts: int = 0) -> None:
     """One accepted push with its mutations counted by outcome (the compat protocols report counts)."""
     tier = tier_of(plan_slug)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -198,3 +200,105 @@ def test_push_query_count_does_not_grow_with_the_batch(org) -> None:
         counts.append(sum("syncstore_" in q["sql"] for q in queries.captured_queries))
     assert counts[0] == counts[1]
     assert counts[0] <= 10
+
+
+def _engine_ran(queries: CaptureQueriesContext) -> bool:
+    """Whether a push read document state for the conflict engine (the general path)."""
+    return any("CROSS JOIN unnest" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_batch_of_new_documents_is_stored_exactly_as_the_engine_stores_it(org) -> None:
+    # The same documents into a plain collection (written in one statement) and into one with a JSON Schema
+    # that accepts them (decided by the engine): rows, results, stored results and counters must match.
+    client = org.client()
+    client.put("/api/v1/collections/checked", {"json_schema": {"type": "object"}}, format="json")
+    documents = [("a", {"title": "milk", "tags": ["x"]}, 1_700_000_000_000), ("b\u00e9", {"n": 1}, None), ("c", {}, 5)]
+    outcomes = {}
+    for collection in ("plain", "checked"):
+        push_ok(client, [mutation("warm", data={}, collection=collection)])  # the collection exists
+        batch = [
+            mutation(doc_id, data=data, collection=collection, client_ts=ts, mutation_id=f"{collection}-{doc_id}")
+            for doc_id, data, ts in documents
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            results = push_ok(client, batch, device_id="phone")
+        outcomes[collection] = (results, _engine_ran(queries))
+    assert outcomes["plain"][1] is False
+    assert outcomes["checked"][1] is True
+    assert [{**r, "mutation_id": r["mutation_id"].split("-", 1)[1]} for r in outcomes["plain"][0]] == [
+        {**r, "mutation_id": r["mutation_id"].split("-", 1)[1], "collection": "plain"} for r in outcomes["checked"][0]
+    ]
+    fields = ("doc_id", "data", "version", "deleted", "field_versions", "size_bytes", "last_device")
+    with tenant_context(org.organisation):
+        rows = {
+            name: list(
+                Document.objects.filter(collection__name=name).exclude(doc_id="warm").order_by("seq").values(*fields)
+            )
+            for name in ("plain", "checked")
+        }
+        assert rows["plain"] == rows["checked"]
+        assert [row["doc_id"] for row in rows["plain"]] == ["a", "b\u00e9", "c"]  # change order is batch order
+        client_ts = {
+            name: list(
+                Document.objects.filter(collection__name=name)
+                .exclude(doc_id="warm")
+                .order_by("seq")
+                .values_list("client_ts", flat=True)
+            )
+            for name in ("plain", "checked")
+        }
+        assert client_ts["plain"][0] == client_ts["checked"][0] == 1_700_000_000_000
+        assert client_ts["plain"][2] == 5
+        assert client_ts["plain"][1] > 1_700_000_000_000  # the server's time when the client sent none
+        assert {c.name: c.document_count for c in Collection.objects.all()} == {"plain": 4, "checked": 4}
+        stored = {r.mutation_id: json.loads(r.result) for r in IdempotencyRecord.objects.filter(device_id="phone")}
+    for doc_id, _data, _ts in documents:
+        assert stored[f"plain-{doc_id}"] == {
+            **stored[f"checked-{doc_id}"],
+            "mutation_id": f"plain-{doc_id}",
+            "collection": "plain",
+        }
+
+
+def test_new_documents_meeting_an_existing_one_go_through_the_engine_without_writing_twice(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"title": "milk"})], device_id="phone")
+    # Created offline on another device with an id the server already has: the batch is not all new.
+    with CaptureQueriesContext(connection) as queries:
+        results = push_ok(
+            client, [mutation("b", data={"n": 1}), mutation("a", data={"title": "oat milk"})], device_id="laptop"
+        )
+    assert _engine_ran(queries)
+    assert [(r["status"], r["version"]) for r in results] == [("applied", 1), ("conflict", 1)]
+    with tenant_context(org.organisation):
+        assert Document.objects.filter(doc_id="b").count() == 1
+        assert Collection.objects.get(name="todos").document_count == 2
+        assert IdempotencyRecord.objects.filter(device_id="laptop").count() == 2
+        device = Device.objects.get(device_id="laptop")
+        assert (device.pushes, device.mutations) == (1, 2)  # the device is recorded once
+
+
+def test_a_replayed_batch_of_new_documents_returns_the_stored_results(org) -> None:
+    client = org.client()
+    batch = [mutation(f"d{i}", data={"n": i}) for i in range(3)]
+    first = push_ok(client, batch)
+    second = push_ok(client, batch)
+    assert [r["status"] for r in second] == ["duplicate"] * 3
+    original = [
+        {k: v for k, v in r.items() if k != "original_status"} | {"status": r["original_status"]} for r in second
+    ]
+    assert original == first
+    with tenant_context(org.organisation):
+        assert Document.objects.count() == 3
+        assert Collection.objects.get(name="todos").document_count == 3
+
+
+def test_new_documents_for_a_missing_collection_create_it_through_the_engine(org) -> None:
+    client = org.client()
+    with CaptureQueriesContext(connection) as queries:
+        results = push_ok(client, [mutation("a", data={"n": 1}, collection="fresh")])
+    assert _engine_ran(queries)
+    assert results[0]["status"] == "applied"
+    with CaptureQueriesContext(connection) as queries:
+        push_ok(client, [mutation("b", data={"n": 2}, collection="fresh")])
+    assert not _engine_ran(queries)
