@@ -24,6 +24,8 @@ import psycopg
 from django.db import connection
 from psycopg.types.json import set_json_dumps, set_json_loads
 
+from tenants.postgresql_backend.base import search_path_forget
+
 # First key of the two-key advisory lock space, reserved for sync writers.
 SYNC_LOCK_CLASS = 7411
 
@@ -93,9 +95,12 @@ def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
 
 def rollback_to_savepoint(name: str) -> None:
     """Undo what ran since ``SAVEPOINT name`` (sent by the caller on Django's connection, inside its
-    transaction); the transaction goes on, usable again even after an error in between."""
+    transaction); the transaction goes on, usable again even after an error in between. The session's
+    search path is set again before the next query, as after any savepoint rollback (see
+    :mod:`tenants.postgresql_backend.base`)."""
     with connection.connection.cursor() as cursor:
         cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+    search_path_forget()
 
 
 class _LoggedCursor(psycopg.Cursor):

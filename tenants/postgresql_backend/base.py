@@ -7,6 +7,9 @@ already on that organisation's schema. Here the backend remembers the path the
 session really has (the last ``SET`` that succeeded on this connection) and
 skips the ``SET`` when the wanted path is the same.
 
+The per-request connection health check (``CONN_HEALTH_CHECKS``) does not cost a
+round trip either: see :meth:`DatabaseWrapper.is_usable`.
+
 What the session has is forgotten whenever it may have changed behind our back:
 on close and reconnect, on rollback and savepoint rollback (a ``SET`` inside an
 aborted transaction is undone), and through :func:`search_path_forget`, which
@@ -16,6 +19,7 @@ code issuing its own ``SET [LOCAL] search_path`` must call (see
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from django.db import connection as default_connection
@@ -46,6 +50,25 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
             super().savepoint_rollback(sid)
         finally:
             self.session_search_path = None
+
+    def is_usable(self) -> bool:
+        """Whether a kept connection can serve this request, without a ``SELECT 1`` round trip when possible.
+
+        Django checks a persistent connection at the start of every request. An idle connection has nothing
+        to read: when the server ends a session (restart, ``pg_terminate_backend``, idle timeout) it sends
+        a termination notice and closes the socket, which makes the socket readable. So a connection the
+        driver still considers open, whose socket has nothing waiting, is usable; anything else gets
+        Django's round-trip check. A connection that died silently (no notice reached us) fails its first
+        query instead, and Django discards it at the end of that request, as it would without checks.
+        """
+        connection = self.connection
+        if connection is None or connection.closed or connection.broken:
+            return False
+        try:
+            readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable or super().is_usable()
 
     def _handle_search_path(self, cursor: Any = None) -> None:
         if (

@@ -6,7 +6,7 @@ import pytest
 
 from tenant_apps.syncstore.models import Document
 from tenants.context import tenant_context
-from tests.sync.helpers import mutation, push
+from tests.sync.helpers import mutation, push, push_ok
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +82,9 @@ def test_envelope_errors(org, body, code: str) -> None:
         ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": [1]}, "invalid_data"),
         ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put"}, "invalid_data"),
         ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "delete", "data": {}}, "invalid_data"),
+        # PostgreSQL cannot store a NUL character; an escaped backslash before "u0000" is fine (below).
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {"t": "a\x00b"}}, "invalid_data"),
+        ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {"\x00": 1}}, "invalid_data"),
         (
             {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "base_version": "1"},
             "invalid_base_version",
@@ -103,6 +106,11 @@ def test_each_malformed_mutation_is_named(org, bad, code: str) -> None:
     assert error_of(response)["code"] == "batch_rejected"
     (error,) = error_of(response)["details"]["errors"]
     assert (error["index"], error["code"]) == (1, code)
+
+
+def test_a_backslash_followed_by_u0000_is_text_not_a_nul_character(org) -> None:
+    results = push_ok(org.client(), [mutation("a", data={"path": "C:\\u0000"})])
+    assert results[0]["status"] == "applied"
 
 
 def test_deeply_nested_documents_are_refused(org) -> None:

@@ -3,6 +3,8 @@ path that may have been undone (rollback, savepoint rollback, reconnect, a raw S
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -67,3 +69,31 @@ def test_closing_the_connection_forgets_the_path(org) -> None:
     assert connection.session_search_path is not None
     connection.close()
     assert connection.session_search_path is None
+
+
+def test_the_connection_health_check_costs_no_round_trip_and_still_sees_a_session_ended_by_the_server() -> None:
+    from django.db import connections
+
+    kept = connections.create_connection("default")
+    kept.connect()
+    try:
+        pid = kept.connection.info.backend_pid
+        kept.connection.execute("SELECT 'last statement'")
+
+        def last_statement() -> str:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+                return cursor.fetchone()[0]
+
+        assert kept.is_usable() is True
+        assert last_statement() == "SELECT 'last statement'"  # nothing was sent to check it
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(100):  # the termination notice reaches the socket shortly after
+            if not kept.is_usable():
+                break
+            time.sleep(0.01)
+        assert kept.is_usable() is False
+    finally:
+        kept.close()
