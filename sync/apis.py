@@ -6,6 +6,8 @@ stored JSON passed through), with validation as strict as a serializer's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,6 +23,7 @@ from billing.usage import usage_incr
 from shared_apps.apikeys.authentication import ApiKeyPrincipal
 from shared_apps.audit.services import Actor
 from shared_apps.core.errors import InvalidInput
+from shared_apps.core.http import ResponseThenWork
 from shared_apps.core.metrics import record_pull, record_push_counts
 from sync import checkpoints, selectors, services
 from sync.limits import MAX_PULL_LIMIT, sync_limits_for
@@ -28,8 +31,12 @@ from sync.validation import parse_json_body, parse_push_body, validate_collectio
 from tenant_apps.syncstore.models import Collection, Conflict, ConflictPolicy, Device, SyncState
 
 
-def json_response(payload: Any, status: int = 200) -> HttpResponse:
+def json_response(payload: Any, status: int = 200, *, then: Callable[[], None] | None = None) -> HttpResponse:
+    """A JSON response (``payload`` already encoded, or encoded here by orjson); ``then`` runs after it has
+    been sent (see :class:`shared_apps.core.http.ResponseThenWork`)."""
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    if then is not None:
+        return ResponseThenWork(body, status=status, content_type="application/json", then=then)
     return HttpResponse(body, status=status, content_type="application/json")
 
 
@@ -114,11 +121,12 @@ class SyncPushApi(APIView):
         limits = sync_limits_for(plan_slug=request.auth.organisation.plan_slug)
         device_id, meta, mutations = parse_push_body(request._request.body, limits)
         result = services.sync_push_apply(device_id=device_id, mutations=mutations, meta=meta, limits=limits)
-        usage_incr(organisation_id=request.auth.organisation.id, mutations=len(mutations))
-        record_push_counts(
-            plan_slug=request.auth.organisation.plan_slug, statuses=result.statuses, conflicts=result.conflicts
+        organisation = request.auth.organisation
+        record_push_counts(plan_slug=organisation.plan_slug, statuses=result.statuses, conflicts=result.conflicts)
+        return json_response(
+            b'{"results":%b}' % result.results_json,
+            then=partial(usage_incr, organisation_id=organisation.id, mutations=len(mutations)),
         )
-        return json_response(b'{"results":%b}' % result.results_json)
 
 
 class SyncPullApi(APIView):

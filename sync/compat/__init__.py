@@ -15,9 +15,10 @@ output, so native clients see the same fields as RxDB and WatermelonDB ones.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -238,14 +239,14 @@ def count_pull(request: Any) -> None:
     record_pull(plan_slug=organisation.plan_slug)
 
 
-def count_push(request: Any, *, written: int, conflicts: int) -> None:
-    """Usage and metrics for a compat push: rows written count as applied mutations (the push itself is
-    counted at admission)."""
+def count_push(request: Any, *, written: int, conflicts: int) -> Callable[[], None]:
+    """Metrics for a compat push; returns the usage count to add once the response is sent (rows written
+    count as applied mutations; the push itself is counted at admission)."""
     from billing.usage import usage_incr
     from shared_apps.core.metrics import record_push_counts
 
     organisation = request.auth.organisation
-    usage_incr(organisation_id=organisation.id, mutations=written + conflicts)
     record_push_counts(
         plan_slug=organisation.plan_slug, statuses={"applied": written, "conflict": conflicts}, conflicts=0
     )
+    return partial(usage_incr, organisation_id=organisation.id, mutations=written + conflicts)

@@ -341,5 +341,5 @@ class RxdbPushApi(APIView):
             meta=compat.client_meta(request),
             limits=limits,
         )
-        compat.count_push(request, written=len(rows) - len(conflicts), conflicts=len(conflicts))
-        return json_response(conflicts)
+        counted = compat.count_push(request, written=len(rows) - len(conflicts), conflicts=len(conflicts))
+        return json_response(conflicts, then=counted)

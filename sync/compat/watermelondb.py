@@ -373,5 +373,5 @@ class WatermelonSyncApi(APIView):
             meta=compat.client_meta(request),
             limits=limits,
         )
-        compat.count_push(request, written=len(records), conflicts=0)
-        return json_response({})
+        counted = compat.count_push(request, written=len(records), conflicts=0)
+        return json_response({}, then=counted)

@@ -174,3 +174,13 @@ def test_pull_query_count_is_constant(org) -> None:
         # Only the organisation's tables: key and plan lookups are cache hits or misses by luck.
         counts.append(sum("syncstore_" in q["sql"] for q in queries.captured_queries))
     assert counts[0] == counts[1] <= 3
+
+
+def test_ids_that_need_json_escaping_are_pulled_intact(org) -> None:
+    client = org.client()
+    ids = ['say "hi"', "back\\slash", "tab\u00a0é🚀", "</script>"]
+    push_ok(client, [mutation(doc_id, data={"i": n, "text": doc_id}) for n, doc_id in enumerate(ids)])
+    changes = pull(client).json()["changes"]
+    assert [(c["id"], c["data"]) for c in changes] == [
+        (doc_id, {"i": n, "text": doc_id}) for n, doc_id in enumerate(ids)
+    ]
