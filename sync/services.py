@@ -210,9 +210,8 @@ _NEW_SAVEPOINT = "outpost_push_new"
 _PUSH_NEW_SQL = """
     WITH w AS MATERIALIZED (
         SELECT m.*, c.id AS cid, nextval('syncstore_change_seq') AS seq,
-               '{"mutation_id":' || to_json(m.mutation_id)::text || ',"status":"applied","collection":'
-                   || to_json(m.collection)::text || ',"id":' || to_json(m.doc_id)::text || ',"version":1}'
-                   AS result
+               concat('{"mutation_id":', to_json(m.mutation_id), ',"status":"applied","collection":"', m.collection,
+                      '","id":', to_json(m.doc_id), ',"version":1}') AS result
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[])
              WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, ts, size, position)
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL

@@ -20,6 +20,13 @@ def database_from_url(url: str) -> dict:
         conn_health_checks=True,
     )
     options = config.setdefault("OPTIONS", {})
+    # Server-side prepared statements for the sync hot path's own cursors (Django's ORM cursors bind
+    # client-side and are never prepared): a statement run twice on a connection is planned once.
+    # DATABASE_PREPARED_STATEMENTS=false behind a transaction-mode pooler that cannot carry them
+    # (PgBouncer before 1.21). PostgreSQL plans a prepared statement again when the search path (the
+    # organisation) differs from the last execution, so one prepared statement serves every schema.
+    if env("DATABASE_PREPARED_STATEMENTS", bool, True):
+        options.setdefault("prepare_threshold", 2)
     if "host" in options:
         config["HOST"] = options.pop("host")
         config["PORT"] = config.get("PORT") or 5432
