@@ -82,8 +82,30 @@ def candidate_data(state: DocState | None, mutation: Mutation) -> dict[str, Any]
     return _candidate(state, mutation)[0]
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of two decoded JSON values as JSON (and PostgreSQL's ``jsonb``) sees it.
+
+    Python's ``==`` is that, except that ``True == 1`` and ``False == 0``: a client changing a field
+    from ``1`` to ``true`` would otherwise be told its write changed nothing. Numbers still compare by
+    value (``1`` equals ``1.0``, as in ``jsonb``).
+    """
+    return a == b and _same_kinds(a, b)
+
+
+def _same_kinds(a: Any, b: Any) -> bool:
+    """After ``a == b``: no boolean is matched with a number anywhere in the two values."""
+    kind_a, kind_b = type(a), type(b)
+    if kind_a is bool or kind_b is bool:
+        return kind_a is kind_b
+    if kind_a is dict:
+        return all(_same_kinds(value, b[key]) for key, value in a.items())
+    if kind_a is list:
+        return all(_same_kinds(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
-    return {key for key in old.keys() | new.keys() if old.get(key, _MISSING) != new.get(key, _MISSING)}
+    return {key for key in old.keys() | new.keys() if not json_equal(old.get(key, _MISSING), new.get(key, _MISSING))}
 
 
 def _write(
@@ -160,7 +182,7 @@ def decide(state: DocState, mutation: Mutation, policy: str, device_id: str, now
         return Outcome("applied")
 
     data, deleted = _candidate(state, mutation)
-    unchanged = deleted == state.deleted and (deleted or data == state.data)
+    unchanged = deleted == state.deleted and (deleted or json_equal(data, state.data))
     if unchanged:
         return Outcome("applied")
 
@@ -238,7 +260,9 @@ def _merge(state: DocState, mutation: Mutation, candidate: dict[str, Any], base:
     else:
         client_changed = _changed_fields(state.data, candidate)
     overlap = {
-        key for key in client_changed & server_changed if candidate.get(key, _MISSING) != state.data.get(key, _MISSING)
+        key
+        for key in client_changed & server_changed
+        if not json_equal(candidate.get(key, _MISSING), state.data.get(key, _MISSING))
     }
     if overlap:
         return None

@@ -196,61 +196,102 @@ def _insert_conflicts(pending: list[tuple[dict[str, Any], Mutation, int, str, st
     return [row.pk for row in Conflict.objects.bulk_create(rows)]
 
 
-# A batch of nothing but new documents (every mutation a put without a base version, of an id the batch
-# does not repeat), which is how clients create data, is written in one statement with no state read
-# first: the inserts themselves find out whether it really is that. A document that already exists or a
-# mutation id with a stored result (a replay) breaks a unique index, and a collection that is missing or
-# has a JSON Schema leaves its mutations unwritten (fewer rows than mutations); either way the statement
-# ran inside a savepoint that is rolled back, and the engine handles the batch in the same transaction.
-# What it writes is what the engine writes for such a batch (version 1, every field at version 1, the
-# client's timestamp or the server's, an idempotency record with the same result, the collection
-# counters); sequence numbers are drawn in the batch's order, as in store.write_documents. PostgreSQL
-# renders the results, in order, as the response's JSON array, and returns the live total for the quota.
-_NEW_SAVEPOINT = "outpost_push_new"
-_PUSH_NEW_SQL = """
-    WITH w AS MATERIALIZED (
-        SELECT m.*, c.id AS cid, nextval('syncstore_change_seq') AS seq,
-               concat('{"mutation_id":', to_json(m.mutation_id), ',"status":"applied","collection":"', m.collection,
-                      '","id":', to_json(m.doc_id), ',"version":1}') AS result
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[])
-             WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, ts, size, position)
+# A batch of plain puts — every mutation a put of an id the batch does not repeat, either new (no base
+# version) or based on the stored version of a live document — is how clients create and edit data. It
+# is written in one statement, with no state sent to Python and back; the statement itself finds out
+# whether the batch really is that. A new document that already exists or a mutation id with a stored
+# result (a replay) breaks a unique index; a put whose base is not the stored version (or whose document
+# is missing or deleted), or a collection that is missing or has a JSON Schema, leaves its mutation out
+# (fewer rows than mutations). Either way the statement ran inside a savepoint that is rolled back, and
+# the engine handles the batch in the same transaction. No conflict rule applies to what remains, and the
+# statement writes what the engine writes for it:
+# * a new document: version 1, every field at version 1 (``{}``);
+# * an edit: the next version, the changed top-level fields (a different value, or removed) at that
+#   version in ``field_versions``; a put equal to the stored document makes no version;
+# * the client's timestamp or the server's, the device, the collection counters, and an idempotency record
+#   with the same result as the response's.
+# Sequence numbers are drawn in the batch's order, as in store.write_documents. PostgreSQL renders the
+# results, in order, as the response's JSON array, and returns the live total for the quota.
+_PUTS_SAVEPOINT = "outpost_push_puts"
+_PUSH_PUTS_SQL = """
+    WITH m AS MATERIALIZED (
+        SELECT m.*, m.data::jsonb AS doc, c.id AS cid
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::bigint[], %b::int[])
+             WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, base, ts, size, position)
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
+    ), stored AS MATERIALIZED (
+        SELECT m.position, d.id AS row_id, d.version, d.data AS old, d.field_versions AS fv
+        FROM m CROSS JOIN LATERAL (
+            SELECT d.id, d.version, d.data, d.field_versions, d.deleted FROM syncstore_document d
+            WHERE d.collection_id = m.cid AND d.doc_id = m.doc_id LIMIT 1
+        ) d
+        WHERE m.base >= 1 AND d.version = m.base AND NOT d.deleted
+    ), w AS MATERIALIZED (
+        SELECT m.*, s.row_id, s.old, s.fv, s.row_id IS NOT NULL AND s.old = m.doc AS unchanged,
+               CASE WHEN s.row_id IS NULL THEN 1 WHEN s.old = m.doc THEN s.version ELSE s.version + 1 END AS version,
+               CASE WHEN s.row_id IS NULL OR s.old <> m.doc THEN nextval('syncstore_change_seq') END AS seq
+        FROM m LEFT JOIN stored s ON s.position = m.position
+        WHERE COALESCE(m.base, 0) = 0 OR s.row_id IS NOT NULL
         ORDER BY m.position
-    ), documents AS (
+    ), inserted AS (
         INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
                                         client_ts, size_bytes, last_device, created_at, updated_at)
-        SELECT w.cid, w.doc_id, w.data::jsonb, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(), now()
+        SELECT w.cid, w.doc_id, w.doc, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(), now()
+        FROM w WHERE w.row_id IS NULL
+    ), updated AS (
+        UPDATE syncstore_document AS d SET
+            data = w.doc, version = w.version, seq = w.seq, client_ts = COALESCE(w.ts, %s), size_bytes = w.size,
+            last_device = %s, updated_at = now(),
+            field_versions = w.fv || COALESCE((
+                SELECT jsonb_object_agg(changed.key, w.version) FROM (
+                    SELECT e.key FROM jsonb_each(w.doc) e WHERE w.old -> e.key IS DISTINCT FROM e.value
+                    UNION ALL
+                    SELECT o.key FROM jsonb_object_keys(w.old) o(key) WHERE NOT w.doc ? o.key
+                ) changed
+            ), '{}')
         FROM w
+        WHERE d.id = w.row_id AND NOT w.unchanged
+          -- the rows again as a primary-key condition, so the join stays one probe per row (see store.py)
+          AND d.id = ANY(ARRAY(SELECT u.row_id FROM w u WHERE u.row_id IS NOT NULL AND NOT u.unchanged))
     ), records AS (
         INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
-        SELECT %s, w.mutation_id, w.result, now() FROM w
+        SELECT %s, w.mutation_id,
+               concat('{"mutation_id":', to_json(w.mutation_id), ',"status":"applied","collection":"', w.collection,
+                      '","id":', to_json(w.doc_id), ',"version":', w.version, '}'),
+               now()
+        FROM w
+        RETURNING mutation_id, result
     ), counts AS (
         UPDATE syncstore_collection c SET document_count = c.document_count + n.added
-        FROM (SELECT w.cid, count(*) AS added FROM w GROUP BY w.cid) n WHERE c.id = n.cid
+        FROM (SELECT w.cid, count(*) AS added FROM w WHERE w.row_id IS NULL GROUP BY w.cid) n WHERE c.id = n.cid
     )
     SELECT (SELECT count(*) FROM w),
-           (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection) + (SELECT count(*) FROM w),
-           (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
+           (SELECT count(*) FROM w WHERE w.row_id IS NULL),
+           (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
+           (SELECT '[' || string_agg(r.result, ',' ORDER BY w.position) || ']'
+            FROM records r JOIN w ON w.mutation_id = r.mutation_id)
 """
 
 
-def _all_new_puts(mutations: list[Mutation]) -> bool:
-    """The batch can only be new documents: puts without a base version, no document twice."""
+def _plain_puts(mutations: list[Mutation]) -> bool:
+    """The batch can only be plain puts (see :data:`_PUSH_PUTS_SQL`): puts, no document twice."""
     return bool(mutations) and (
-        all(m.op == "put" and not m.base_version for m in mutations)
-        and len({(m.collection, m.doc_id) for m in mutations}) == len(mutations)
+        all(m.op == "put" for m in mutations) and len({(m.collection, m.doc_id) for m in mutations}) == len(mutations)
     )
 
 
-def _push_new_params(device_id: str, mutations: list[Mutation], now_ms: int) -> list[Any]:
+def _push_puts_params(device_id: str, mutations: list[Mutation], now_ms: int) -> list[Any]:
     data = [(m.data_json or orjson.dumps(m.data)).decode() for m in mutations]
     return [
         [m.mutation_id for m in mutations],
         [m.collection for m in mutations],
         [m.doc_id for m in mutations],
         data,
+        [m.base_version for m in mutations],
         [m.client_ts for m in mutations],
         [len(d) for d in data],
+        now_ms,
+        device_id,
         now_ms,
         device_id,
         device_id,
@@ -272,22 +313,22 @@ def sync_push_apply(
     goes through the conflict engine (:func:`_push_with_engine`).
     """
     now_ms = int(time.time() * 1000)
-    new_documents = _all_new_puts(mutations)
+    plain = _plain_puts(mutations)
     with transaction.atomic():
         written = None
         try:
             with pipelined() as execute:
                 execute("SELECT pg_advisory_xact_lock(%s, %s)", [SYNC_LOCK_CLASS, current_organisation_id()])
                 device_cursor = execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, len(mutations)))
-                if new_documents:
-                    execute(f"SAVEPOINT {_NEW_SAVEPOINT}")
-                    new_cursor = execute(_PUSH_NEW_SQL, _push_new_params(device_id, mutations, now_ms))
+                if plain:
+                    execute(f"SAVEPOINT {_PUTS_SAVEPOINT}")
+                    puts_cursor = execute(_PUSH_PUTS_SQL, _push_puts_params(device_id, mutations, now_ms))
         except psycopg.errors.UniqueViolation:
-            pass  # a document or a stored result is already there: not a batch of new documents
+            pass  # a new document or a stored result is already there: not a batch of plain puts
         else:
-            written = new_cursor.fetchone() if new_documents else None
-        if new_documents and (written is None or written[0] != len(mutations)):
-            rollback_to_savepoint(_NEW_SAVEPOINT)
+            written = puts_cursor.fetchone() if plain else None
+        if plain and (written is None or written[0] != len(mutations)):
+            rollback_to_savepoint(_PUTS_SAVEPOINT)
             written = None
         with fast_cursor() as cursor:
             device_touched(cursor, device_cursor.fetchone(), limits)
@@ -295,8 +336,8 @@ def sync_push_apply(
             return PushResult(b"[]", {}, 0)
         if written is None:
             return _push_with_engine(device_id, mutations, limits, now_ms)
-        _count, total_after, results_json = written
-        document_quota_verify(total_after, limits, len(mutations))
+        _count, added, total_before, results_json = written
+        document_quota_verify(total_before + added, limits, added)
         return PushResult(results_json.encode(), {"applied": len(mutations)}, 0)
 
 

@@ -168,7 +168,7 @@ class DocumentWriter:
         if deleted:
             # A tombstone keeps the fields it was deleted with; when the client deletes a
             # document it holds with other fields (or one the server never had), store them first.
-            if not state.present or state.data != data:
+            if not state.present or not engine.json_equal(state.data, data):
                 self._decide(collection["name"], state, "put", data)
             self._decide(collection["name"], state, "delete", None)
         else:

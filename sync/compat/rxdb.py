@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from shared_apps.core.errors import InvalidInput
-from sync import compat, services, store
+from sync import compat, engine, services, store
 from sync.apis import _errors, json_response
 from sync.db import fast_cursor
 from sync.errors import BatchRejected, BatchTooLarge, InvalidCheckpoint
@@ -61,6 +61,11 @@ class RxPullPage:
 
 _BAD_CHECKPOINT = 'The checkpoint is null or the {"seq", "id", "horizon"} object the last pull returned.'
 _MAX_SEQ = 2**63 - 1
+
+
+def _same_state(a: tuple[dict[str, Any], bool], b: tuple[dict[str, Any], bool]) -> bool:
+    """Two (data, deleted) document states are the same, compared as JSON (see engine.json_equal)."""
+    return a[1] == b[1] and engine.json_equal(a[0], b[0])
 
 
 def _position(value: Any) -> int:
@@ -211,9 +216,9 @@ def rxdb_push_apply(
             state = writer.state(target["id"], row.doc_id)
             if state.present:
                 server = (state.data, state.deleted)
-                if server == (row.data, row.deleted):
+                if _same_state(server, (row.data, row.deleted)):
                     continue
-                if row.assumed != server:
+                if row.assumed is None or not _same_state(row.assumed, server):
                     conflicts.append(_document(state))
                     continue
             if not row.deleted:

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from shared_apps.core.errors import Conflict, InvalidInput
-from sync import compat, services, store
+from sync import compat, engine, services, store
 from sync.apis import _errors, json_response
 from sync.db import fast_cursor
 from sync.errors import BatchRejected, BatchTooLarge
@@ -268,7 +268,7 @@ def watermelon_push_apply(
                     continue
                 writer.delete(collection, state)
                 continue
-            if state.live and state.data == record.data:
+            if state.live and engine.json_equal(state.data, record.data):
                 continue
             if key in changed:
                 conflicts.append({"table": record.table, "id": record.doc_id})

@@ -241,3 +241,13 @@ def test_resolution_needs_sync_write(make_organisation) -> None:
     reader = make_organisation(scopes=["sync:read"])
     response = reader.client().post("/api/v1/conflicts/1/resolve", {"choose": "server"}, format="json")
     assert response.json()["error"]["code"] == "insufficient_scope"
+
+
+def test_json_equality_tells_booleans_from_numbers_but_not_int_from_float() -> None:
+    from sync.engine import json_equal
+
+    assert json_equal({"a": [1, {"b": 2.0}]}, {"a": [1.0, {"b": 2}]})
+    assert not json_equal({"a": True}, {"a": 1})
+    assert not json_equal([0], [False])
+    assert not json_equal({"a": {"b": [True]}}, {"a": {"b": [1]}})
+    assert not json_equal({"a": 1}, {"a": 1, "b": None})

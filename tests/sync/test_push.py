@@ -207,57 +207,165 @@ def _engine_ran(queries: CaptureQueriesContext) -> bool:
     return any("CROSS JOIN unnest" in q["sql"] for q in queries.captured_queries)
 
 
-def test_a_batch_of_new_documents_is_stored_exactly_as_the_engine_stores_it(org) -> None:
-    # The same documents into a plain collection (written in one statement) and into one with a JSON Schema
-    # that accepts them (decided by the engine): rows, results, stored results and counters must match.
-    client = org.client()
-    client.put("/api/v1/collections/checked", {"json_schema": {"type": "object"}}, format="json")
-    documents = [("a", {"title": "milk", "tags": ["x"]}, 1_700_000_000_000), ("b\u00e9", {"n": 1}, None), ("c", {}, 5)]
+def _push_to_both(client, batch: list[tuple[str, dict, int | None, int | None]], tag: str) -> dict[str, list[dict]]:
+    """Push the same puts (id, data, base version, client_ts) into the plain collection (one statement) and
+    the checked one (a JSON Schema that accepts everything, so the engine decides); return the results with
+    the collection's name taken out, after checking which path each took."""
     outcomes = {}
     for collection in ("plain", "checked"):
-        push_ok(client, [mutation("warm", data={}, collection=collection)])  # the collection exists
-        batch = [
-            mutation(doc_id, data=data, collection=collection, client_ts=ts, mutation_id=f"{collection}-{doc_id}")
-            for doc_id, data, ts in documents
+        mutations = [
+            mutation(
+                doc_id,
+                data=data,
+                collection=collection,
+                base_version=base,
+                client_ts=ts,
+                mutation_id=f"{collection}-{tag}-{doc_id}",
+            )
+            for doc_id, data, base, ts in batch
         ]
         with CaptureQueriesContext(connection) as queries:
-            results = push_ok(client, batch, device_id="phone")
-        outcomes[collection] = (results, _engine_ran(queries))
-    assert outcomes["plain"][1] is False
-    assert outcomes["checked"][1] is True
-    assert [{**r, "mutation_id": r["mutation_id"].split("-", 1)[1]} for r in outcomes["plain"][0]] == [
-        {**r, "mutation_id": r["mutation_id"].split("-", 1)[1], "collection": "plain"} for r in outcomes["checked"][0]
-    ]
-    fields = ("doc_id", "data", "version", "deleted", "field_versions", "size_bytes", "last_device")
+            results = push_ok(client, mutations, device_id="phone")
+        assert _engine_ran(queries) is (collection == "checked")
+        outcomes[collection] = [
+            {**r, "mutation_id": r["mutation_id"].split("-", 1)[1], "collection": "-"} for r in results
+        ]
+    assert outcomes["plain"] == outcomes["checked"]
+    return outcomes["plain"]
+
+
+def _assert_both_collections_alike(org) -> None:
+    """Rows (in change order), stored results and counters of the plain and checked collections match."""
+    fields = ("doc_id", "data", "version", "deleted", "field_versions", "size_bytes", "last_device", "client_ts")
     with tenant_context(org.organisation):
         rows = {
-            name: list(
-                Document.objects.filter(collection__name=name).exclude(doc_id="warm").order_by("seq").values(*fields)
-            )
+            name: list(Document.objects.filter(collection__name=name).order_by("seq").values(*fields))
             for name in ("plain", "checked")
         }
-        assert rows["plain"] == rows["checked"]
-        assert [row["doc_id"] for row in rows["plain"]] == ["a", "b\u00e9", "c"]  # change order is batch order
-        client_ts = {
-            name: list(
-                Document.objects.filter(collection__name=name)
-                .exclude(doc_id="warm")
-                .order_by("seq")
-                .values_list("client_ts", flat=True)
-            )
-            for name in ("plain", "checked")
-        }
-        assert client_ts["plain"][0] == client_ts["checked"][0] == 1_700_000_000_000
-        assert client_ts["plain"][2] == 5
-        assert client_ts["plain"][1] > 1_700_000_000_000  # the server's time when the client sent none
-        assert {c.name: c.document_count for c in Collection.objects.all()} == {"plain": 4, "checked": 4}
         stored = {r.mutation_id: json.loads(r.result) for r in IdempotencyRecord.objects.filter(device_id="phone")}
-    for doc_id, _data, _ts in documents:
-        assert stored[f"plain-{doc_id}"] == {
-            **stored[f"checked-{doc_id}"],
-            "mutation_id": f"plain-{doc_id}",
-            "collection": "plain",
+        counts = {c.name: c.document_count for c in Collection.objects.all()}
+    # The server's clock stamps writes without client_ts: equal within the two pushes' distance.
+    for plain, checked in zip(rows["plain"], rows["checked"], strict=True):
+        assert abs(plain.pop("client_ts") - checked.pop("client_ts")) < 60_000
+    assert rows["plain"] == rows["checked"]
+    assert counts["plain"] == counts["checked"]
+    for mutation_id, result in stored.items():
+        if mutation_id.startswith("plain-"):
+            twin = stored["checked-" + mutation_id.split("-", 1)[1]]
+            assert result == {**twin, "mutation_id": mutation_id, "collection": "plain"}
+
+
+@pytest.fixture
+def twin_collections(org):
+    client = org.client()
+    client.put("/api/v1/collections/checked", {"json_schema": {"type": "object"}}, format="json")
+    client.put("/api/v1/collections/plain", {"conflict_policy": "merge"}, format="json")
+    return client
+
+
+def test_new_documents_are_stored_exactly_as_the_engine_stores_them(org, twin_collections) -> None:
+    results = _push_to_both(
+        twin_collections,
+        [
+            ("a", {"title": "milk", "tags": ["x"]}, None, 1_700_000_000_000),
+            ("b\u00e9", {"n": 1}, None, None),
+            ("c", {}, 0, 5),
+        ],
+        "new",
+    )
+    assert [(r["id"], r["status"], r["version"]) for r in results] == [
+        ("a", "applied", 1),
+        ("b\u00e9", "applied", 1),
+        ("c", "applied", 1),
+    ]
+    _assert_both_collections_alike(org)
+    with tenant_context(org.organisation):
+        plain = list(
+            Document.objects.filter(collection__name="plain").order_by("seq").values_list("doc_id", "client_ts")
+        )
+    assert [doc_id for doc_id, _ in plain] == ["a", "b\u00e9", "c"]  # change order is batch order
+    assert plain[0][1] == 1_700_000_000_000
+    assert plain[2][1] == 5
+    assert plain[1][1] > 1_700_000_000_000  # the server's time when the client sent none
+
+
+def test_edits_are_stored_exactly_as_the_engine_stores_them(org, twin_collections) -> None:
+    original = {"title": "milk", "done": False, "qty": 1, "tags": ["x"], "meta": {"by": "ann"}, "gone": 1}
+    _push_to_both(
+        twin_collections,
+        [
+            ("a", original, None, None),
+            ("b", {"n": 1}, None, None),
+            ("c", {"flag": 1}, None, None),
+            ("d", {"n": 0}, None, None),
+        ],
+        "create",
+    )
+    results = _push_to_both(
+        twin_collections,
+        [
+            # changed, unchanged, added, removed and nested fields in one put
+            (
+                "a",
+                {"title": "oat milk", "done": False, "qty": 1.0, "tags": ["x"], "meta": {"by": "bob"}, "new": 1},
+                1,
+                7,
+            ),
+            ("b", {"n": 1}, 1, None),  # equal to the stored document: no new version
+            ("c", {"flag": True}, 1, None),  # 1 -> true is a change
+            ("e", {"fresh": True}, None, None),  # a new document in the same batch
+        ],
+        "edit",
+    )
+    assert [(r["id"], r["version"]) for r in results] == [("a", 2), ("b", 1), ("c", 2), ("e", 1)]
+    _assert_both_collections_alike(org)
+    with tenant_context(org.organisation):
+        a = Document.objects.get(collection__name="plain", doc_id="a")
+        assert a.field_versions == {"title": 2, "meta": 2, "new": 2, "gone": 2}
+        assert Document.objects.get(collection__name="plain", doc_id="c").data == {"flag": True}
+    # a second round of edits on top of the first: field versions accumulate
+    _push_to_both(twin_collections, [("a", {"title": "oat milk", "qty": 3}, 2, None)], "again")
+    _assert_both_collections_alike(org)
+    with tenant_context(org.organisation):
+        assert Document.objects.get(collection__name="plain", doc_id="a").field_versions == {
+            "title": 2,
+            "meta": 3,
+            "new": 3,
+            "gone": 2,
+            "qty": 3,
+            "done": 3,
+            "tags": 3,
         }
+
+
+@pytest.mark.parametrize(
+    ("batch", "statuses"),
+    [
+        ([("a", {"n": 2}, 1, None), ("b", {"n": 2}, 1, None)], ["applied", "conflict"]),  # b is at version 2
+        ([("a", {"n": 2}, 1, None), ("gone", {"n": 2}, 2, None)], ["applied", "applied"]),  # gone was deleted
+    ],
+)
+def test_edits_that_need_a_conflict_rule_go_through_the_engine(org, batch, statuses) -> None:
+    client = org.client()
+    client.put("/api/v1/collections/todos", {"conflict_policy": "manual"}, format="json")
+    push_ok(client, [mutation("a", data={"n": 1}), mutation("b", data={"n": 1}), mutation("gone", data={"n": 1})])
+    push_ok(client, [mutation("b", data={"n": 5}, base_version=1), mutation("gone", "delete", base_version=1)])
+    with CaptureQueriesContext(connection) as queries:
+        results = push_ok(client, [mutation(doc_id, data=data, base_version=base) for doc_id, data, base, _ in batch])
+    assert _engine_ran(queries)
+    assert [r["status"] for r in results] == statuses
+    with tenant_context(org.organisation):
+        assert Document.objects.get(doc_id="a").version == 2  # written once, by the engine
+
+
+def test_an_edit_of_a_document_the_server_does_not_have_is_refused_whole(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1})])
+    response = push(client, [mutation("a", data={"n": 2}, base_version=1), mutation("nope", data={}, base_version=3)])
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["errors"][0]["code"] == "invalid_base_version"
+    with tenant_context(org.organisation):
+        assert Document.objects.get(doc_id="a").version == 1
 
 
 def test_new_documents_meeting_an_existing_one_go_through_the_engine_without_writing_twice(org) -> None:
