@@ -219,25 +219,27 @@ _PUSH_PUTS_SQL = """
         FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::bigint[], %b::int[])
              WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, base, ts, size, position)
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
-    ), stored AS MATERIALIZED (
-        SELECT m.position, d.id AS row_id, d.version, d.data AS old, d.field_versions AS fv
-        FROM m CROSS JOIN LATERAL (
-            SELECT d.id, d.version, d.data, d.field_versions, d.deleted FROM syncstore_document d
-            WHERE d.collection_id = m.cid AND d.doc_id = m.doc_id LIMIT 1
-        ) d
-        WHERE m.base >= 1 AND d.version = m.base AND NOT d.deleted
+    ), v AS MATERIALIZED (
+        -- an edit's stored document, one probe of the unique index per edit (new documents skip it)
+        SELECT m.*, d.tid, d.old, d.fv, d.tid IS NOT NULL AND d.old = m.doc AS unchanged,
+               CASE WHEN d.tid IS NULL THEN 1 WHEN d.old = m.doc THEN d.version ELSE d.version + 1 END AS version
+        FROM m LEFT JOIN LATERAL (
+            SELECT d.ctid AS tid, d.version, d.data AS old, d.field_versions AS fv FROM syncstore_document d
+            WHERE m.base >= 1 AND d.collection_id = m.cid AND d.doc_id = m.doc_id AND d.version = m.base
+              AND NOT d.deleted
+            LIMIT 1
+        ) d ON true
+        WHERE COALESCE(m.base, 0) = 0 OR d.tid IS NOT NULL
     ), w AS MATERIALIZED (
-        SELECT m.*, s.row_id, s.old, s.fv, s.row_id IS NOT NULL AND s.old = m.doc AS unchanged,
-               CASE WHEN s.row_id IS NULL THEN 1 WHEN s.old = m.doc THEN s.version ELSE s.version + 1 END AS version,
-               CASE WHEN s.row_id IS NULL OR s.old <> m.doc THEN nextval('syncstore_change_seq') END AS seq
-        FROM m LEFT JOIN stored s ON s.position = m.position
-        WHERE COALESCE(m.base, 0) = 0 OR s.row_id IS NOT NULL
-        ORDER BY m.position
+        SELECT v.*, CASE WHEN NOT v.unchanged THEN nextval('syncstore_change_seq') END AS seq,
+               concat('{"mutation_id":', to_json(v.mutation_id), ',"status":"applied","collection":"', v.collection,
+                      '","id":', to_json(v.doc_id), ',"version":', v.version, '}') AS result
+        FROM v ORDER BY v.position
     ), inserted AS (
         INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
                                         client_ts, size_bytes, last_device, created_at, updated_at)
         SELECT w.cid, w.doc_id, w.doc, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(), now()
-        FROM w WHERE w.row_id IS NULL
+        FROM w WHERE w.tid IS NULL
     ), updated AS (
         UPDATE syncstore_document AS d SET
             data = w.doc, version = w.version, seq = w.seq, client_ts = COALESCE(w.ts, %s), size_bytes = w.size,
@@ -250,26 +252,20 @@ _PUSH_PUTS_SQL = """
                 ) changed
             ), '{}')
         FROM w
-        WHERE d.id = w.row_id AND NOT w.unchanged
-          -- the rows again as a primary-key condition, so the join stays one probe per row (see store.py)
-          AND d.id = ANY(ARRAY(SELECT u.row_id FROM w u WHERE u.row_id IS NOT NULL AND NOT u.unchanged))
+        -- by the row's physical address from the lookup above: a direct heap fetch per row, which no
+        -- statistics can turn into a scan of the table
+        WHERE d.ctid = w.tid AND NOT w.unchanged
     ), records AS (
         INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
-        SELECT %s, w.mutation_id,
-               concat('{"mutation_id":', to_json(w.mutation_id), ',"status":"applied","collection":"', w.collection,
-                      '","id":', to_json(w.doc_id), ',"version":', w.version, '}'),
-               now()
-        FROM w
-        RETURNING mutation_id, result
+        SELECT %s, w.mutation_id, w.result, now() FROM w
     ), counts AS (
         UPDATE syncstore_collection c SET document_count = c.document_count + n.added
-        FROM (SELECT w.cid, count(*) AS added FROM w WHERE w.row_id IS NULL GROUP BY w.cid) n WHERE c.id = n.cid
+        FROM (SELECT w.cid, count(*) AS added FROM w WHERE w.tid IS NULL GROUP BY w.cid) n WHERE c.id = n.cid
     )
     SELECT (SELECT count(*) FROM w),
-           (SELECT count(*) FROM w WHERE w.row_id IS NULL),
+           (SELECT count(*) FROM w WHERE w.tid IS NULL),
            (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
-           (SELECT '[' || string_agg(r.result, ',' ORDER BY w.position) || ']'
-            FROM records r JOIN w ON w.mutation_id = r.mutation_id)
+           (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
 """
 
 
