@@ -65,8 +65,11 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
     the page into one value, so the driver hands over a single byte string instead
     of a thousand rows and Python only wraps it. The page is cut first and joined
     to the (few) collections after, so the join is one hash probe per change
-    rather than an index lookup. ``has_more`` is one index probe past the page's
-    last change.
+    rather than an index lookup. ``has_more`` is one probe of the ``seq`` index past
+    the page's last change: written as "the first change after it, in seq order",
+    because a bare ``EXISTS`` was planned as a sequential scan that, on the last
+    page of every catch-up and on every caught-up poll, read the whole table to
+    find nothing.
 
     The tombstone horizon is read in the same statement (one snapshot), so a
     purge committing in between cannot slip past the reset check: a checkpoint
@@ -78,7 +81,7 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
     # Placeholders in the order they appear in the statement: the has_more probe's, then the page's.
     params: list[Any] = []
     where = "d.seq > %s"
-    more = "m.seq > f.last_seq"
+    more = "m.seq > f.last_seq"  # NULL (no change read): no probe, nothing more
     if collection_ids is not None:
         if not collection_ids:
             collection_ids = [-1]
@@ -94,7 +97,7 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
         cursor.execute(
             f"""
             SELECT s.horizon_seq, f.n, f.last_seq, f.body,
-                   EXISTS (SELECT 1 FROM syncstore_document m WHERE {more})
+                   (SELECT m.seq FROM syncstore_document m WHERE {more} ORDER BY m.seq LIMIT 1) IS NOT NULL
             FROM syncstore_syncstate s, LATERAL (
                 SELECT count(*) AS n, max(d.seq) AS last_seq,
                        string_agg({_CHANGE_JSON}, ',' ORDER BY d.seq) AS body

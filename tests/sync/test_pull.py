@@ -184,3 +184,26 @@ def test_ids_that_need_json_escaping_are_pulled_intact(org) -> None:
     assert [(c["id"], c["data"]) for c in changes] == [
         (doc_id, {"i": n, "text": doc_id}) for n, doc_id in enumerate(ids)
     ]
+
+
+def test_a_caught_up_poll_does_not_scan_the_feed(org) -> None:
+    client = org.client()
+    for batch in range(3):
+        push_ok(client, [mutation(f"d{batch}-{i}", data={"i": i}) for i in range(200)])
+    _, checkpoint = pull_all(client, limit=250)
+    table = f'"{org.organisation.schema_name}".syncstore_document'
+
+    def sequential_scans() -> int:
+        with connection.cursor() as cursor:  # this test's transaction: the counts are not yet flushed
+            cursor.execute(
+                "SELECT COALESCE(sum(seq_scan), 0) FROM pg_stat_xact_user_tables WHERE relid = %s::regclass", [table]
+            )
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")  # as autovacuum keeps it
+    before = sequential_scans()
+    for _ in range(3):
+        body = pull(client, checkpoint, limit=250).json()
+        assert (body["changes"], body["has_more"]) == ([], False)
+    assert sequential_scans() == before
