@@ -11,6 +11,9 @@ MAX_ID_LENGTH = 128
 MAX_MUTATION_ID_LENGTH = 128
 MAX_DEVICE_ID_LENGTH = 128
 MAX_JSON_DEPTH = 32
+# What the columns hold: a version is a PostgreSQL integer, a client timestamp a bigint (milliseconds).
+MAX_VERSION = 2**31 - 1
+MAX_CLIENT_TS = 2**63 - 1
 MAX_PULL_LIMIT = 1000
 DEFAULT_PULL_LIMIT = 500
 

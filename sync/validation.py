@@ -16,10 +16,12 @@ import orjson
 from shared_apps.core.errors import InvalidInput
 from sync.errors import BatchRejected, BatchTooLarge
 from sync.limits import (
+    MAX_CLIENT_TS,
     MAX_DEVICE_ID_LENGTH,
     MAX_ID_LENGTH,
     MAX_JSON_DEPTH,
     MAX_MUTATION_ID_LENGTH,
+    MAX_VERSION,
     SyncLimits,
 )
 
@@ -160,12 +162,16 @@ def _mutation(index: int, raw: Any, limits: SyncLimits) -> Mutation:
         raise MutationError("invalid_operation", "op must be one of put, patch, delete.")
     base_version = raw.get("base_version")
     if base_version is not None and (
-        not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0
+        not isinstance(base_version, int) or isinstance(base_version, bool) or not 0 <= base_version <= MAX_VERSION
     ):
-        raise MutationError("invalid_base_version", "base_version is a non-negative integer or null.")
+        raise MutationError("invalid_base_version", f"base_version is an integer from 0 to {MAX_VERSION}, or null.")
     client_ts = raw.get("client_ts")
-    if client_ts is not None and (not isinstance(client_ts, int) or isinstance(client_ts, bool) or client_ts < 0):
-        raise MutationError("invalid_client_ts", "client_ts is a non-negative integer (milliseconds) or null.")
+    if client_ts is not None and (
+        not isinstance(client_ts, int) or isinstance(client_ts, bool) or not 0 <= client_ts <= MAX_CLIENT_TS
+    ):
+        raise MutationError(
+            "invalid_client_ts", f"client_ts is an integer from 0 to {MAX_CLIENT_TS} (milliseconds), or null."
+        )
     data = data_json = None
     if op in ("put", "patch"):
         data, data_json = validate_document_json(raw.get("data"), limits)
@@ -199,7 +205,8 @@ def _text_of(max_length: int) -> Any:
 _MutationId = _text_of(MAX_MUTATION_ID_LENGTH)
 _DocumentId = _text_of(MAX_ID_LENGTH)
 _DeviceId = _text_of(MAX_DEVICE_ID_LENGTH)
-_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Version = Annotated[int, msgspec.Meta(ge=0, le=MAX_VERSION)]
+_Timestamp = Annotated[int, msgspec.Meta(ge=0, le=MAX_CLIENT_TS)]
 
 
 class _WireMutation(msgspec.Struct, forbid_unknown_fields=True):
@@ -207,9 +214,9 @@ class _WireMutation(msgspec.Struct, forbid_unknown_fields=True):
     collection: str
     id: _DocumentId
     op: Literal["put", "patch", "delete"]
-    base_version: _Count | None = None
+    base_version: _Version | None = None
     data: dict[str, Any] | None = None
-    client_ts: _Count | None = None
+    client_ts: _Timestamp | None = None
 
 
 class _WirePush(msgspec.Struct):

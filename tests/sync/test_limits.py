@@ -97,6 +97,15 @@ def test_envelope_errors(org, body, code: str) -> None:
             {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "client_ts": 1.5},
             "invalid_client_ts",
         ),
+        # beyond what the columns hold (a version is an integer, a timestamp a bigint)
+        (
+            {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "base_version": 2**31},
+            "invalid_base_version",
+        ),
+        (
+            {"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "client_ts": 2**63},
+            "invalid_client_ts",
+        ),
         ({"mutation_id": "m", "collection": "todos", "id": "a", "op": "put", "data": {}, "extra": 1}, "unknown_fields"),
     ],
 )
