@@ -22,6 +22,9 @@ from typing import Any
 import orjson
 import psycopg
 from django.db import connection
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from tenants.postgresql_backend.base import search_path_forget
@@ -91,6 +94,21 @@ def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
 
     with connection.connection.pipeline():
         yield execute
+
+
+class _TextAsBytes(Loader):
+    """Text results as the UTF-8 bytes PostgreSQL sent (binary format)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def text_as_bytes(cursor: psycopg.Cursor) -> None:
+    """Read this cursor's text columns as bytes: a page PostgreSQL rendered goes into the response as it
+    is, instead of being decoded into a str and encoded back. Execute with ``binary=True``."""
+    cursor.adapters.register_loader("text", _TextAsBytes)
 
 
 def rollback_to_savepoint(name: str) -> None:

@@ -12,12 +12,9 @@ from typing import Any
 
 import orjson
 from django.db.models import QuerySet
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 
 from sync import checkpoints
-from sync.db import fast_cursor
+from sync.db import fast_cursor, text_as_bytes
 from sync.errors import CollectionNotFound, DocumentNotFound, ResetRequired
 from sync.limits import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT
 from tenant_apps.syncstore.models import Collection, Conflict, Device
@@ -46,16 +43,6 @@ def collection_ids(names: list[str]) -> dict[str, int]:
 # through to_json.
 _CHANGE_JSON = """concat('{"collection":"', c.name, '","id":', to_json(d.doc_id), ',"version":', d.version,
     CASE WHEN d.deleted THEN ',"deleted":true,"data":' ELSE ',"deleted":false,"data":' END, d.data, '}')"""
-
-
-class _TextAsBytes(Loader):
-    """Text results as the UTF-8 bytes PostgreSQL sent: a pull page goes into the response as it is,
-    instead of being decoded into a str and encoded back."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
 
 
 def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids: list[int] | None = None) -> ChangePage:
@@ -93,7 +80,7 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
         params.append(collection_ids)
     params.append(limit)
     with fast_cursor() as cursor:
-        cursor.adapters.register_loader("text", _TextAsBytes)
+        text_as_bytes(cursor)
         cursor.execute(
             f"""
             SELECT s.horizon_seq, f.n, f.last_seq, f.body,

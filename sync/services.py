@@ -211,8 +211,40 @@ def _insert_conflicts(pending: list[tuple[dict[str, Any], Mutation, int, str, st
 # * the client's timestamp or the server's, the device, the collection counters, and an idempotency record
 #   with the same result as the response's.
 # Sequence numbers are drawn in the batch's order, as in store.write_documents. PostgreSQL renders the
-# results, in order, as the response's JSON array, and returns the live total for the quota.
+# results, in order, as the response's JSON array. Both statements return how many mutations they wrote,
+# how many of them were new documents, and the live documents before them (for the quota).
 _PUTS_SAVEPOINT = "outpost_push_puts"
+
+# A batch of new documents only (no base versions), the most common push by far, has a statement of its
+# own: without the lookups and the edit branches, which cost a creation batch about a fifth more.
+_PUSH_NEW_SQL = """
+    WITH w AS MATERIALIZED (
+        SELECT m.*, c.id AS cid, nextval('syncstore_change_seq') AS seq,
+               concat('{"mutation_id":', to_json(m.mutation_id), ',"status":"applied","collection":"', m.collection,
+                      '","id":', to_json(m.doc_id), ',"version":1}') AS result
+        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[])
+             WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, ts, size, position)
+        JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
+        ORDER BY m.position
+    ), documents AS (
+        INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
+                                        client_ts, size_bytes, last_device, created_at, updated_at)
+        SELECT w.cid, w.doc_id, w.data::jsonb, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(), now()
+        FROM w
+    ), records AS (
+        INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
+        SELECT %s, w.mutation_id, w.result, now() FROM w
+    ), counts AS (
+        UPDATE syncstore_collection c SET document_count = c.document_count + n.added
+        FROM (SELECT w.cid, count(*) AS added FROM w GROUP BY w.cid) n WHERE c.id = n.cid
+    )
+    SELECT (SELECT count(*) FROM w),
+           (SELECT count(*) FROM w),
+           (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
+           (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
+"""
+
+# Any batch of plain puts.
 _PUSH_PUTS_SQL = """
     WITH m AS MATERIALIZED (
         SELECT m.*, m.data::jsonb AS doc, c.id AS cid
@@ -269,19 +301,23 @@ _PUSH_PUTS_SQL = """
 """
 
 
-def _plain_puts(mutations: list[Mutation]) -> bool:
-    """The batch can only be plain puts (see :data:`_PUSH_PUTS_SQL`): puts, no document twice."""
-    return bool(mutations) and (
-        all(m.op == "put" for m in mutations) and len({(m.collection, m.doc_id) for m in mutations}) == len(mutations)
-    )
+def _plain_puts(mutations: list[Mutation]) -> str | None:
+    """The statement for a batch that can only be plain puts (puts, no document twice): the one for new
+    documents when no mutation has a base version, else the one for puts; None for any other batch."""
+    if not mutations or any(m.op != "put" for m in mutations):
+        return None
+    if len({(m.collection, m.doc_id) for m in mutations}) != len(mutations):
+        return None
+    return _PUSH_PUTS_SQL if any(m.base_version for m in mutations) else _PUSH_NEW_SQL
 
 
-def _push_puts_params(device_id: str, mutations: list[Mutation], now_ms: int) -> list[Any]:
+def _push_puts_params(statement: str, device_id: str, mutations: list[Mutation], now_ms: int) -> list[Any]:
     data = [(m.data_json or orjson.dumps(m.data)).decode() for m in mutations]
+    columns = [[m.mutation_id for m in mutations], [m.collection for m in mutations], [m.doc_id for m in mutations]]
+    if statement is _PUSH_NEW_SQL:
+        return [*columns, data, [m.client_ts for m in mutations], [len(d) for d in data], now_ms, device_id, device_id]
     return [
-        [m.mutation_id for m in mutations],
-        [m.collection for m in mutations],
-        [m.doc_id for m in mutations],
+        *columns,
         data,
         [m.base_version for m in mutations],
         [m.client_ts for m in mutations],
@@ -309,21 +345,21 @@ def sync_push_apply(
     goes through the conflict engine (:func:`_push_with_engine`).
     """
     now_ms = int(time.time() * 1000)
-    plain = _plain_puts(mutations)
+    statement = _plain_puts(mutations)
     with transaction.atomic():
         written = None
         try:
             with pipelined() as execute:
                 execute("SELECT pg_advisory_xact_lock(%s, %s)", [SYNC_LOCK_CLASS, current_organisation_id()])
                 device_cursor = execute(_DEVICE_PUSH_SQL, _device_push_params(device_id, meta, len(mutations)))
-                if plain:
+                if statement is not None:
                     execute(f"SAVEPOINT {_PUTS_SAVEPOINT}")
-                    puts_cursor = execute(_PUSH_PUTS_SQL, _push_puts_params(device_id, mutations, now_ms))
+                    puts_cursor = execute(statement, _push_puts_params(statement, device_id, mutations, now_ms))
         except psycopg.errors.UniqueViolation:
             pass  # a new document or a stored result is already there: not a batch of plain puts
         else:
-            written = puts_cursor.fetchone() if plain else None
-        if plain and (written is None or written[0] != len(mutations)):
+            written = puts_cursor.fetchone() if statement is not None else None
+        if statement is not None and (written is None or written[0] != len(mutations)):
             rollback_to_savepoint(_PUTS_SAVEPOINT)
             written = None
         with fast_cursor() as cursor:

@@ -83,12 +83,12 @@ def check_position(seq: int, *, horizon: int, newest: int, accounted: int = 0) -
         )
 
 
-_NEWEST_SEQ = "(SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END FROM syncstore_change_seq q)"
+NEWEST_SEQ = "(SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END FROM syncstore_change_seq q)"
 
 
 def feed_position(cursor: Any) -> tuple[int, int]:
     """(tombstone horizon, newest sequence number handed out)."""
-    cursor.execute(f"SELECT s.horizon_seq, {_NEWEST_SEQ} FROM syncstore_syncstate s WHERE s.id = 1")
+    cursor.execute(f"SELECT s.horizon_seq, {NEWEST_SEQ} FROM syncstore_syncstate s WHERE s.id = 1")
     horizon, newest = cursor.fetchone()
     return horizon, newest
 
@@ -102,7 +102,7 @@ def read_feed(cursor: Any, changes_sql: str, params: list[Any]) -> tuple[int, in
     """
     cursor.execute(
         f"""
-        SELECT s.horizon_seq, {_NEWEST_SEQ}, f.*
+        SELECT s.horizon_seq, {NEWEST_SEQ}, f.*
         FROM syncstore_syncstate s LEFT JOIN LATERAL ({changes_sql}) f ON true
         WHERE s.id = 1 ORDER BY f.seq
         """,

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from shared_apps.core.errors import Conflict, InvalidInput
 from sync import compat, engine, services, store
 from sync.apis import _errors, json_response
-from sync.db import fast_cursor
+from sync.db import fast_cursor, text_as_bytes
 from sync.errors import BatchRejected, BatchTooLarge
 from sync.limits import SyncLimits, sync_limits_for
 from sync.validation import (
@@ -54,7 +54,9 @@ class WmRecord:
 
 @dataclass(frozen=True)
 class WmPull:
-    rows: list[tuple[int, str, str, bool, str | None]]  # seq, table, id, deleted, data json (without id)
+    # Per table: its name, its records (JSON objects joined by commas, in change order) and its deleted ids
+    # (JSON strings joined by commas); either is empty when there is none.
+    tables: list[tuple[str, bytes, bytes]]
     first: bool
     timestamp: int
 
@@ -93,51 +95,67 @@ def parse_migration(raw: str | None) -> None:
 def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
     """Every change with ``seq >= last_pulled_at`` (all of them: Watermelon does not paginate).
 
-    The new timestamp is one past the newest change returned, and never below
-    one past the tombstone horizon (the client has everything that still
-    matters up to there). With no change it is ``last_pulled_at`` again (1 on
-    a first sync of an empty database). One statement, so the timestamp and
-    the records come from the same snapshot.
+    PostgreSQL renders every record around the stored document text (``id`` first,
+    then the stored fields; the keys a record adds itself are removed from the
+    stored ones, so none appears twice) and joins each table's records and deleted
+    ids, in change order: Python only wraps the pieces. The new timestamp is one past
+    the newest change returned, and never below one past the tombstone horizon (the
+    client has everything that still matters up to there). With no change it is
+    ``last_pulled_at`` again (1 on a first sync of an empty database). One statement,
+    so the timestamp and the records come from the same snapshot.
     """
     start = last_pulled_at or 1
     with fast_cursor() as cursor:
-        horizon, newest, rows = compat.read_feed(
-            cursor,
+        text_as_bytes(cursor)
+        cursor.execute(
             f"""
-            SELECT d.seq, c.name, d.doc_id, d.deleted,
-                   CASE WHEN d.deleted THEN NULL
-                        WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text
-                        ELSE d.data::text END
-            FROM syncstore_document d JOIN syncstore_collection c ON c.id = d.collection_id
-            WHERE d.seq >= %s ORDER BY d.seq
+            SELECT s.horizon_seq, {compat.NEWEST_SEQ}, f.name, f.last_seq, f.records, f.deletes
+            FROM syncstore_syncstate s LEFT JOIN LATERAL (
+                SELECT c.name, max(d.seq) AS last_seq,
+                       COALESCE(string_agg(
+                           concat('{{"id":', to_json(d.doc_id),
+                                  CASE WHEN r.fields = '{{}}' THEN '}}' ELSE ',' || substr(r.fields, 2) END),
+                           ',' ORDER BY d.seq) FILTER (WHERE NOT d.deleted), '') AS records,
+                       COALESCE(string_agg(to_json(d.doc_id)::text, ',' ORDER BY d.seq) FILTER (WHERE d.deleted),
+                                '') AS deletes
+                FROM syncstore_document d
+                JOIN syncstore_collection c ON c.id = d.collection_id
+                CROSS JOIN LATERAL (
+                    SELECT CASE WHEN d.deleted THEN NULL
+                                WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text
+                                ELSE d.data::text END AS fields
+                ) r
+                WHERE d.seq >= %s
+                GROUP BY c.name
+            ) f ON true
+            WHERE s.id = 1
+            ORDER BY f.last_seq
             """,
             [start],
+            binary=True,
         )
+        rows = cursor.fetchall()
+    horizon, newest = rows[0][0], rows[0][1]
     compat.check_position(start - 1, horizon=horizon, newest=newest)
-    timestamp = max(rows[-1][0] + 1 if rows else start, horizon + 1)
-    return WmPull(rows, last_pulled_at is None, timestamp)
+    tables = [(name, records, deletes) for _h, _n, name, _last, records, deletes in rows if name is not None]
+    last_seq = max((row[3] for row in rows if row[2] is not None), default=None)
+    timestamp = max(last_seq + 1 if last_seq is not None else start, horizon + 1)
+    return WmPull(tables, last_pulled_at is None, timestamp)
 
 
 def render_pull(pull: WmPull, *, created_as_updated: bool = False) -> bytes:
     """Watermelon's pull body. ``created`` on a first sync and ``updated`` afterwards (the
     protocol's contract); ``created_as_updated`` lists everything under ``updated`` for clients
     that pass ``sendCreatedAsUpdated: true`` to ``synchronize()`` (no diagnostics either way)."""
-    tables: dict[str, tuple[list[bytes], list[bytes]]] = {}
-    for _seq, table, doc_id, deleted, data in pull.rows:
-        records, deletes = tables.setdefault(table, ([], []))
-        if deleted:
-            if not pull.first:  # a first sync has nothing to delete
-                deletes.append(orjson.dumps(doc_id))
-        else:
-            records.append(compat.render_record(doc_id, data or "{}"))
-    empty = b"[]"
+    created_list = pull.first and not created_as_updated
     parts = []
-    for table, (records, deletes) in tables.items():
-        listed = b"[" + b",".join(records) + b"]"
-        created, updated = (listed, empty) if pull.first and not created_as_updated else (empty, listed)
+    for table, records, deletes in pull.tables:
+        listed = b"[" + records + b"]"
+        created, updated = (listed, b"[]") if created_list else (b"[]", listed)
+        # a first sync has nothing to delete
         parts.append(
             b'%b:{"created":%b,"updated":%b,"deleted":[%b]}'
-            % (orjson.dumps(table), created, updated, b",".join(deletes))
+            % (orjson.dumps(table), created, updated, b"" if pull.first else deletes)
         )
     return b'{"changes":{%b},"timestamp":%d}' % (b",".join(parts), pull.timestamp)
 
