@@ -96,6 +96,20 @@ def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
         yield execute
 
 
+# Text columns of a batch go to PostgreSQL as one string joined by a separator and split there by
+# ``string_to_array`` (SQL: :data:`SPLIT`), instead of an array psycopg builds element by element in
+# Python (measured ~0.6 ms less per 500-document push). The separator is a control character: ids and
+# collection names may not contain one (sync.validation) and serialised JSON escapes them, so it never
+# occurs inside a value.
+SEPARATOR = "\x1e"
+SPLIT = "string_to_array(%s, E'\\x1e')"
+
+
+def joined(values: list[str]) -> str:
+    """``values`` as one :data:`SPLIT` parameter."""
+    return SEPARATOR.join(values)
+
+
 class _TextAsBytes(Loader):
     """Text results as the UTF-8 bytes PostgreSQL sent (binary format)."""
 

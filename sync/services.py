@@ -23,9 +23,12 @@ from shared_apps.audit.services import Actor, audit_record
 from shared_apps.core.errors import InvalidInput, QuotaExceeded
 from sync import engine, store
 from sync.db import (
+    SEPARATOR,
+    SPLIT,
     SYNC_LOCK_CLASS,
     current_organisation_id,
     fast_cursor,
+    joined,
     pipelined,
     rollback_to_savepoint,
     tenant_write_lock,
@@ -222,7 +225,7 @@ _PUSH_NEW_SQL = """
         SELECT m.*, c.id AS cid, nextval('syncstore_change_seq') AS seq,
                concat('{"mutation_id":', to_json(m.mutation_id), ',"status":"applied","collection":"', m.collection,
                       '","id":', to_json(m.doc_id), ',"version":1}') AS result
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[])
+        FROM unnest({SPLIT}, {SPLIT}, {SPLIT}, {SPLIT}, %b::bigint[], %b::int[])
              WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, ts, size, position)
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
         ORDER BY m.position
@@ -242,13 +245,13 @@ _PUSH_NEW_SQL = """
            (SELECT count(*) FROM w),
            (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
            (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
-"""
+""".replace("{SPLIT}", SPLIT)
 
 # Any batch of plain puts.
 _PUSH_PUTS_SQL = """
     WITH m AS MATERIALIZED (
         SELECT m.*, m.data::jsonb AS doc, c.id AS cid
-        FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::bigint[], %b::int[])
+        FROM unnest({SPLIT}, {SPLIT}, {SPLIT}, {SPLIT}, %b::int[], %b::bigint[], %b::int[])
              WITH ORDINALITY AS m(mutation_id, collection, doc_id, data, base, ts, size, position)
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
     ), v AS MATERIALIZED (
@@ -298,7 +301,7 @@ _PUSH_PUTS_SQL = """
            (SELECT count(*) FROM w WHERE w.tid IS NULL),
            (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
            (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
-"""
+""".replace("{SPLIT}", SPLIT)
 
 
 def _plain_puts(mutations: list[Mutation]) -> str | None:
@@ -312,16 +315,21 @@ def _plain_puts(mutations: list[Mutation]) -> str | None:
 
 
 def _push_puts_params(statement: str, device_id: str, mutations: list[Mutation], now_ms: int) -> list[Any]:
-    data = [(m.data_json or orjson.dumps(m.data)).decode() for m in mutations]
-    columns = [[m.mutation_id for m in mutations], [m.collection for m in mutations], [m.doc_id for m in mutations]]
+    data = [m.data_json or orjson.dumps(m.data) for m in mutations]
+    columns = [
+        joined([m.mutation_id for m in mutations]),
+        joined([m.collection for m in mutations]),
+        joined([m.doc_id for m in mutations]),
+        SEPARATOR.encode().join(data).decode(),
+    ]
+    sizes = [len(d) for d in data]
     if statement is _PUSH_NEW_SQL:
-        return [*columns, data, [m.client_ts for m in mutations], [len(d) for d in data], now_ms, device_id, device_id]
+        return [*columns, [m.client_ts for m in mutations], sizes, now_ms, device_id, device_id]
     return [
         *columns,
-        data,
         [m.base_version for m in mutations],
         [m.client_ts for m in mutations],
-        [len(d) for d in data],
+        sizes,
         now_ms,
         device_id,
         now_ms,

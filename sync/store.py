@@ -106,7 +106,8 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
     """
     if not states:
         return
-    data = [(s.data_json or orjson.dumps(s.data)).decode() for s in states]
+    serialised = [s.data_json or orjson.dumps(s.data) for s in states]
+    data = [d.decode() for d in serialised]
     execute(
         """
         WITH u AS MATERIALIZED (
@@ -138,7 +139,7 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
             # None (stored as {}) when every field is at version 1.
             [orjson.dumps(s.field_versions).decode() if s.field_versions else None for s in states],
             [s.client_ts for s in states],
-            [len(d) for d in data],
+            [len(d) for d in serialised],  # bytes
             [s.last_device for s in states],
             # The stored rows again, as a primary-key condition: it keeps the update to one index probe per
             # row, where a join on the CTE alone may be planned as a scan of the whole table.

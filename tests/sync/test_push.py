@@ -268,7 +268,7 @@ def test_new_documents_are_stored_exactly_as_the_engine_stores_them(org, twin_co
         twin_collections,
         [
             ("a", {"title": "milk", "tags": ["x"]}, None, 1_700_000_000_000),
-            ("b\u00e9", {"n": 1}, None, None),
+            ("b\u00e9", {"n": 1, "t": "caf\u00e9 \u2713"}, None, None),
             ("c", {}, 0, 5),
         ],
         "new",
