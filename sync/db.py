@@ -103,6 +103,8 @@ def pipelined() -> Iterator[Callable[[str, Any], psycopg.Cursor]]:
 # occurs inside a value.
 SEPARATOR = "\x1e"
 SPLIT = "string_to_array(%s, E'\\x1e')"
+# The same where an element may be NULL, passed as an empty string.
+SPLIT_NULLABLE = "string_to_array(%s, E'\\x1e', '')"
 
 
 def joined(values: list[str]) -> str:

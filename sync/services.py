@@ -147,16 +147,16 @@ def document_quota_verify(total_after: int, limits: SyncLimits, added: int) -> N
 # One primary-key probe per mutation id (LATERAL ... LIMIT 1 is planned per key), so the lookup costs
 # the batch's size, never a scan of the device's history (which a ``mutation_id = ANY(...)`` filter
 # gets planned as once one device holds much of the table).
-_STORED_SQL = """
-    SELECT r.mutation_id, r.result FROM unnest(%b::text[]) AS k(mutation_id)
+_STORED_SQL = f"""
+    SELECT r.mutation_id, r.result FROM unnest({SPLIT}) AS k(mutation_id)
     CROSS JOIN LATERAL (
         SELECT r.mutation_id, r.result FROM syncstore_idempotencyrecord r
         WHERE r.device_id = %s AND r.mutation_id = k.mutation_id LIMIT 1
     ) r
 """
-_RECORDS_SQL = """
+_RECORDS_SQL = f"""
     INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
-    SELECT %s, u.m, u.r, now() FROM unnest(%b::text[], %b::text[]) AS u(m, r)
+    SELECT %s, u.m, u.r, now() FROM unnest({SPLIT}, {SPLIT}) AS u(m, r)
 """
 
 
@@ -387,11 +387,11 @@ def _push_with_engine(device_id: str, mutations: list[Mutation], limits: SyncLim
     :mod:`sync.engine`, then write in one more."""
     names = sorted({m.collection for m in mutations})
     with pipelined() as execute:
-        stored_cursor = execute(_STORED_SQL, [[m.mutation_id for m in mutations], device_id])
+        stored_cursor = execute(_STORED_SQL, [joined([m.mutation_id for m in mutations]), device_id])
         strict_cursor = execute("SELECT strict_collections FROM syncstore_syncstate WHERE id = 1")
         collections_cursor = execute(store.COLLECTIONS_SQL, [names])
         state_cursors = [
-            execute(store.STATES_BY_NAME_SQL, [name, [m.doc_id for m in mutations if m.collection == name]])
+            execute(store.STATES_BY_NAME_SQL, [name, joined([m.doc_id for m in mutations if m.collection == name])])
             for name in names
         ]
     with fast_cursor() as cursor:
@@ -487,7 +487,7 @@ def _push_with_engine(device_id: str, mutations: list[Mutation], limits: SyncLim
             new_ids.append(mutation.mutation_id)
             new_results.append(orjson.dumps(result).decode())
         if new_ids:
-            execute(_RECORDS_SQL, [device_id, new_ids, new_results])
+            execute(_RECORDS_SQL, [device_id, joined(new_ids), joined(new_results)])
         if conflict_ids:
             execute(
                 "UPDATE syncstore_device SET conflicts = conflicts + %s WHERE device_id = %s",

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from sync.db import SEPARATOR, SPLIT, SPLIT_NULLABLE, joined
 from sync.engine import DocState
 
 COLLECTIONS_SQL = (
@@ -62,7 +63,7 @@ _STATE_COLUMNS = (
 #   collection and make both look like one row, and then read the whole collection for every key.
 STATES_SQL = f"""
     SELECT {_STATE_COLUMNS}
-    FROM unnest(%b::text[]) AS k(doc_id)
+    FROM unnest({SPLIT}) AS k(doc_id)
     CROSS JOIN LATERAL (
         SELECT * FROM syncstore_document d WHERE d.collection_id = %s AND d.doc_id = k.doc_id LIMIT 1
     ) d
@@ -72,7 +73,7 @@ STATES_SQL = f"""
 STATES_BY_NAME_SQL = f"""
     SELECT {_STATE_COLUMNS}
     FROM (SELECT c.id FROM syncstore_collection c WHERE c.name = %s) c
-    CROSS JOIN unnest(%b::text[]) AS k(doc_id)
+    CROSS JOIN unnest({SPLIT}) AS k(doc_id)
     CROSS JOIN LATERAL (
         SELECT * FROM syncstore_document d WHERE d.collection_id = c.id AND d.doc_id = k.doc_id LIMIT 1
     ) d
@@ -86,7 +87,7 @@ def load_states(cursor: Any, keys: list[tuple[int, str]]) -> dict[tuple[int, str
         by_collection.setdefault(collection_id, []).append(doc_id)
     states: dict[tuple[int, str], DocState] = {}
     for collection_id, doc_ids in by_collection.items():
-        cursor.execute(STATES_SQL, [doc_ids, collection_id])
+        cursor.execute(STATES_SQL, [joined(doc_ids), collection_id])
         states.update({(row[0], row[1]): DocState(*row) for row in cursor.fetchall()})
     return states
 
@@ -107,40 +108,39 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
     if not states:
         return
     serialised = [s.data_json or orjson.dumps(s.data) for s in states]
-    data = [d.decode() for d in serialised]
     execute(
-        """
+        f"""
         WITH u AS MATERIALIZED (
             SELECT u.*, nextval('syncstore_change_seq') AS seq
-            FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::int[], %b::bool[], %b::text[],
-                        %b::bigint[], %b::int[], %b::text[])
+            FROM unnest(%b::bigint[], %b::bigint[], {SPLIT}, {SPLIT}, %b::int[], %b::bool[], {SPLIT_NULLABLE},
+                        %b::bigint[], %b::int[], {SPLIT})
                  WITH ORDINALITY AS u(row_id, cid, did, data, version, deleted, fv, ts, size, dev, position)
             ORDER BY u.position
         ), inserted AS (
             INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
                                             client_ts, size_bytes, last_device, created_at, updated_at)
-            SELECT u.cid, u.did, u.data::jsonb, u.version, u.seq, u.deleted, COALESCE(u.fv::jsonb, '{}'), u.ts,
+            SELECT u.cid, u.did, u.data::jsonb, u.version, u.seq, u.deleted, COALESCE(u.fv::jsonb, '{{}}'), u.ts,
                    u.size, u.dev, now(), now()
             FROM u WHERE u.row_id IS NULL
         )
         UPDATE syncstore_document AS d SET
             data = u.data::jsonb, version = u.version, seq = u.seq, deleted = u.deleted,
-            field_versions = COALESCE(u.fv::jsonb, '{}'), client_ts = u.ts, size_bytes = u.size,
+            field_versions = COALESCE(u.fv::jsonb, '{{}}'), client_ts = u.ts, size_bytes = u.size,
             last_device = u.dev, updated_at = now()
         FROM u WHERE d.id = u.row_id AND d.id = ANY(%b::bigint[])
         """,
         [
             [s.row_id for s in states],
             [s.collection_id for s in states],
-            [s.doc_id for s in states],
-            data,
+            joined([s.doc_id for s in states]),
+            SEPARATOR.encode().join(serialised).decode(),
             [s.version for s in states],
             [s.deleted for s in states],
-            # None (stored as {}) when every field is at version 1.
-            [orjson.dumps(s.field_versions).decode() if s.field_versions else None for s in states],
+            # Empty (NULL, stored as {}) when every field is at version 1.
+            joined([orjson.dumps(s.field_versions).decode() if s.field_versions else "" for s in states]),
             [s.client_ts for s in states],
             [len(d) for d in serialised],  # bytes
-            [s.last_device for s in states],
+            joined([s.last_device for s in states]),
             # The stored rows again, as a primary-key condition: it keeps the update to one index probe per
             # row, where a join on the CTE alone may be planned as a scan of the whole table.
             [s.row_id for s in states if s.row_id is not None],
