@@ -97,3 +97,17 @@ def test_the_connection_health_check_costs_no_round_trip_and_still_sees_a_sessio
         assert kept.is_usable() is False
     finally:
         kept.close()
+
+
+def test_prepared_statements_follow_the_organisation_of_each_request(org, other_org) -> None:
+    from tests.sync.helpers import mutation, push_ok
+
+    push_ok(org.client(), [mutation("only-in-acme", data={"n": 1})])
+    push_ok(other_org.client(), [mutation("only-in-globex", data={"n": 2})])
+    assert connection.connection.prepare_threshold == 2  # DATABASE_PREPARED_STATEMENTS is on
+    # Several rounds on one connection: from the second run on, the sync statements are prepared, and each
+    # organisation's must still read its own schema.
+    for _ in range(4):
+        for keyed, own in ((org, "only-in-acme"), (other_org, "only-in-globex")):
+            changes = keyed.client().get("/api/v1/sync/pull").json()["changes"]
+            assert [change["id"] for change in changes] == [own]
