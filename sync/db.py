@@ -112,6 +112,11 @@ def joined(values: list[str]) -> str:
     return SEPARATOR.join(values)
 
 
+def joined_json(documents: list[bytes]) -> str:
+    """Serialised JSON documents as one :data:`SPLIT` parameter (joined as bytes, decoded once)."""
+    return SEPARATOR.encode().join(documents).decode()
+
+
 class _TextAsBytes(Loader):
     """Text results as the UTF-8 bytes PostgreSQL sent (binary format)."""
 

@@ -23,12 +23,12 @@ from shared_apps.audit.services import Actor, audit_record
 from shared_apps.core.errors import InvalidInput, QuotaExceeded
 from sync import engine, store
 from sync.db import (
-    SEPARATOR,
     SPLIT,
     SYNC_LOCK_CLASS,
     current_organisation_id,
     fast_cursor,
     joined,
+    joined_json,
     pipelined,
     rollback_to_savepoint,
     tenant_write_lock,
@@ -57,10 +57,6 @@ class PushResult:
     results_json: bytes
     statuses: dict[str, int]  # mutations by result status
     conflicts: int  # conflict records opened or resolved by policy
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        return orjson.loads(self.results_json)
 
 
 def validator_for(collection: dict[str, Any]) -> Draft202012Validator | None:
@@ -320,7 +316,7 @@ def _push_puts_params(statement: str, device_id: str, mutations: list[Mutation],
         joined([m.mutation_id for m in mutations]),
         joined([m.collection for m in mutations]),
         joined([m.doc_id for m in mutations]),
-        SEPARATOR.encode().join(data).decode(),
+        joined_json(data),
     ]
     sizes = [len(d) for d in data]
     if statement is _PUSH_NEW_SQL:
@@ -349,8 +345,8 @@ def sync_push_apply(
     is written. Conflicts are outcomes, not errors.
 
     The first round trip takes the write lock (so what follows is read under it) and records the
-    device; a batch of new documents is written in it too (:data:`_PUSH_NEW_SQL`), and everything else
-    goes through the conflict engine (:func:`_push_with_engine`).
+    device; a batch of plain puts is written in it too (:data:`_PUSH_NEW_SQL`, :data:`_PUSH_PUTS_SQL`),
+    and everything else goes through the conflict engine (:func:`_push_with_engine`).
     """
     now_ms = int(time.time() * 1000)
     statement = _plain_puts(mutations)
@@ -379,6 +375,23 @@ def sync_push_apply(
         _count, added, total_before, results_json = written
         document_quota_verify(total_before + added, limits, added)
         return PushResult(results_json.encode(), {"applied": len(mutations)}, 0)
+
+
+def _refusal(state: DocState, mutation: Mutation, collection: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the server state refuses ``mutation`` (code, message), or None: a base version from the
+    future, or a document the collection's JSON Schema rejects."""
+    if mutation.base_version is not None and mutation.base_version > state.version:
+        return (
+            "invalid_base_version",
+            f"base_version {mutation.base_version} is newer than the server's {state.version}.",
+        )
+    validator = validator_for(collection)
+    if validator is not None and mutation.op != "delete":
+        problem = next(iter(validator.iter_errors(engine.candidate_data(state, mutation))), None)
+        if problem is not None:
+            path = "/".join(str(p) for p in problem.absolute_path) or "(root)"
+            return "schema_violation", f"{path}: {problem.message}"
+    return None
 
 
 def _push_with_engine(device_id: str, mutations: list[Mutation], limits: SyncLimits, now_ms: int) -> PushResult:
@@ -425,32 +438,11 @@ def _push_with_engine(device_id: str, mutations: list[Mutation], limits: SyncLim
             state = states.get(key)
             if state is None:
                 state = states[key] = engine.new_state(collection["id"], mutation.doc_id)
-            if mutation.base_version is not None and mutation.base_version > state.version:
-                errors.append(
-                    mutation_error(
-                        mutation.index,
-                        {"mutation_id": mutation.mutation_id},
-                        "invalid_base_version",
-                        f"base_version {mutation.base_version} is newer than the server's {state.version}.",
-                    )
-                )
+            refusal = _refusal(state, mutation, collection)
+            if refusal is not None:
+                errors.append(mutation_error(mutation.index, {"mutation_id": mutation.mutation_id}, *refusal))
                 outcomes.append(None)
                 continue
-            validator = validator_for(collection)
-            if validator is not None and mutation.op != "delete":
-                candidate = engine.candidate_data(state, mutation)
-                problem = next(iter(validator.iter_errors(candidate)), None)
-                if problem is not None:
-                    errors.append(
-                        mutation_error(
-                            mutation.index,
-                            {"mutation_id": mutation.mutation_id},
-                            "schema_violation",
-                            f"{'/'.join(str(p) for p in problem.absolute_path) or '(root)'}: {problem.message}",
-                        )
-                    )
-                    outcomes.append(None)
-                    continue
             was_live = state.live
             outcome = engine.decide(state, mutation, collection["policy"], device_id, now_ms)
             count_deltas[collection["id"]] = count_deltas.get(collection["id"], 0) + int(state.live) - int(was_live)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from sync.db import SEPARATOR, SPLIT, SPLIT_NULLABLE, joined
+from sync.db import SPLIT, SPLIT_NULLABLE, joined, joined_json
 from sync.engine import DocState
 
 COLLECTIONS_SQL = (
@@ -133,7 +133,7 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
             [s.row_id for s in states],
             [s.collection_id for s in states],
             joined([s.doc_id for s in states]),
-            SEPARATOR.encode().join(serialised).decode(),
+            joined_json(serialised),
             [s.version for s in states],
             [s.deleted for s in states],
             # Empty (NULL, stored as {}) when every field is at version 1.

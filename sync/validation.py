@@ -243,7 +243,7 @@ def parse_push_body(raw: bytes, limits: SyncLimits) -> tuple[str, dict[str, str]
     """
     try:
         return _parse_push_fast(raw, limits)
-    except (msgspec.DecodeError, TypeError, _SlowPath):
+    except (msgspec.DecodeError, orjson.JSONEncodeError, _SlowPath):
         return parse_push(parse_json_body(raw, check_depth=False), limits)
 
 
@@ -272,8 +272,8 @@ def _parse_push_fast(raw: bytes, limits: SyncLimits) -> tuple[str, dict[str, str
         else:
             if data is None:
                 raise _SlowPath
-            # orjson raises TypeError for an integer beyond 64 bits, which the thorough path (orjson's
-            # parser) reads as a float: that body takes the thorough path.
+            # orjson refuses to write an integer beyond 64 bits (JSONEncodeError), which the thorough
+            # path (orjson's parser) reads as a float: that body takes the thorough path.
             data_json = orjson.dumps(data)
             # At most MAX_JSON_DEPTH brackets in all (brackets inside strings only count against it): the
             # document cannot nest deeper; no NUL character (PostgreSQL cannot store one); within the size.
