@@ -22,10 +22,8 @@ from typing import Any
 import orjson
 import psycopg
 from django.db import connection
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg.types.string import ByteaBinaryLoader
 
 from tenants.postgresql_backend.base import search_path_forget
 
@@ -117,19 +115,14 @@ def joined_json(documents: list[bytes]) -> str:
     return SEPARATOR.encode().join(documents).decode()
 
 
-class _TextAsBytes(Loader):
-    """Text results as the UTF-8 bytes PostgreSQL sent (binary format)."""
-
-    format = Format.BINARY
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
-
-
 def text_as_bytes(cursor: psycopg.Cursor) -> None:
     """Read this cursor's text columns as bytes: a page PostgreSQL rendered goes into the response as it
-    is, instead of being decoded into a str and encoded back. Execute with ``binary=True``."""
-    cursor.adapters.register_loader("text", _TextAsBytes)
+    is, instead of being decoded into a str and encoded back. Execute with ``binary=True``.
+
+    The binary format of text is its UTF-8 bytes, which is what bytea's binary loader hands over; psycopg
+    swaps in its C version of that loader, so a page of a thousand rows costs no Python call per row.
+    """
+    cursor.adapters.register_loader("text", ByteaBinaryLoader)
 
 
 def rollback_to_savepoint(name: str) -> None:
