@@ -117,14 +117,15 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
                  WITH ORDINALITY AS u(row_id, cid, did, data, version, deleted, fv, ts, size, dev, position)
             ORDER BY u.position
         ), inserted AS (
-            INSERT INTO syncstore_document (collection_id, doc_id, data, version, seq, deleted, field_versions,
-                                            client_ts, size_bytes, last_device, created_at, updated_at)
-            SELECT u.cid, u.did, u.data::jsonb, u.version, u.seq, u.deleted, COALESCE(u.fv::jsonb, '{{}}'), u.ts,
-                   u.size, u.dev, now(), now()
+            INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, version, seq, deleted,
+                                            field_versions, client_ts, size_bytes, last_device, created_at,
+                                            updated_at)
+            SELECT u.cid, u.did, u.data::jsonb, u.data, u.version, u.seq, u.deleted, COALESCE(u.fv::jsonb, '{{}}'),
+                   u.ts, u.size, u.dev, now(), now()
             FROM u WHERE u.row_id IS NULL
         )
         UPDATE syncstore_document AS d SET
-            data = u.data::jsonb, version = u.version, seq = u.seq, deleted = u.deleted,
+            data = u.data::jsonb, data_text = u.data, version = u.version, seq = u.seq, deleted = u.deleted,
             field_versions = COALESCE(u.fv::jsonb, '{{}}'), client_ts = u.ts, size_bytes = u.size,
             last_device = u.dev, updated_at = now()
         FROM u WHERE d.id = u.row_id AND d.id = ANY(%b::bigint[])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from sync import checkpoints
 from sync.services import tombstones_purge
+from tenant_apps.syncstore.models import Document
 from tenants.context import tenant_context
 from tests.sync.helpers import mutation, pull, pull_all, push_ok
 
@@ -207,3 +209,74 @@ def test_a_caught_up_poll_does_not_scan_the_feed(org) -> None:
         body = pull(client, checkpoint, limit=250).json()
         assert (body["changes"], body["has_more"]) == ([], False)
     assert sequential_scans() == before
+
+
+def test_pull_passes_the_stored_json_text_through(org) -> None:
+    """A pull sends the text the document was written as (its keys in the order sent), not jsonb's
+    rendering of it (keys sorted, spaces added)."""
+    client = org.client()
+    push_ok(client, [mutation("a", data={"zeta": 1, "alpha": [True, None], "mid": {"y": 1.5, "x": "é"}})])
+    raw = pull(client).content
+    assert b'"data":{"zeta":1,"alpha":[true,null],"mid":{"y":1.5,"x":"\xc3\xa9"}}}' in raw
+
+
+def test_documents_without_stored_text_are_pulled_from_their_jsonb(org) -> None:
+    """Rows written before ``data_text`` existed (NULL) render ``data`` instead."""
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1, "tags": ["x"]}), mutation("b", data={"n": 2})])
+    with tenant_context(org.organisation):
+        assert Document.objects.filter(doc_id="a").update(data_text=None) == 1
+    assert [(c["id"], c["data"]) for c in pull(client).json()["changes"]] == [
+        ("a", {"n": 1, "tags": ["x"]}),
+        ("b", {"n": 2}),
+    ]
+
+
+def test_every_writer_keeps_the_stored_text_equal_to_the_document(org) -> None:
+    """New documents and edits (the one-statement path), patches, merges and deletes (the engine),
+    conflict resolutions, RxDB and WatermelonDB writes: afterwards each row's text is its data."""
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1, "keep": "x"}), mutation("b", data={"n": 1})])
+    push_ok(client, [mutation("a", data={"n": 2, "keep": "x"}, base_version=1)])  # an edit
+    push_ok(client, [mutation("b", "patch", {"m": 3}, base_version=1)])  # a patch
+    push_ok(client, [mutation("a", "patch", {"other": True}, base_version=1)])  # merged with the edit
+    push_ok(client, [mutation("a", "patch", {"n": 9}, base_version=1)], device_id="device-2")  # conflict
+    conflict_id = client.get("/api/v1/conflicts").json()["conflicts"][0]["id"]
+    resolved = client.post(f"/api/v1/conflicts/{conflict_id}/resolve", {"choose": "client"}, format="json")
+    assert resolved.status_code == 200, resolved.content
+    push_ok(client, [mutation("b", "delete", base_version=2)])
+    rxdb = client.post(
+        "/api/v1/compat/rxdb/todos/push", [{"newDocumentState": {"id": "r", "v": 1, "_deleted": False}}], format="json"
+    )
+    assert rxdb.status_code == 200, rxdb.content
+    last_pulled_at = client.get("/api/v1/compat/watermelondb/sync").json()["timestamp"]
+    watermelon = client.post(
+        "/api/v1/compat/watermelondb/sync",
+        {
+            "changes": {"todos": {"created": [{"id": "w", "v": 2}], "updated": [], "deleted": []}},
+            "lastPulledAt": last_pulled_at,
+        },
+        format="json",
+    )
+    assert watermelon.status_code == 200, watermelon.content
+    with tenant_context(org.organisation):
+        rows = list(Document.objects.values_list("doc_id", "data", "data_text"))
+    assert {doc_id for doc_id, _, _ in rows} == {"a", "b", "r", "w"}
+    for doc_id, data, text in rows:
+        assert text is not None, doc_id
+        assert orjson.loads(text) == data, doc_id
+
+
+def test_the_orm_writes_the_text_with_the_document_and_refuses_to_leave_it_behind(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1})])
+    with tenant_context(org.organisation):
+        document = Document.objects.get(doc_id="a")
+        document.data = {"n": 2}
+        document.save(update_fields=["data"])
+        assert orjson.loads(Document.objects.get(doc_id="a").data_text) == {"n": 2}
+        with pytest.raises(ValueError, match="data_text"):
+            Document.objects.filter(doc_id="a").update(data={"n": 3})
+        with pytest.raises(ValueError, match="data_text"):
+            Document.objects.bulk_update([document], ["data"])
+    assert pull(client).json()["changes"][0]["data"] == {"n": 2}
