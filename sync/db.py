@@ -22,7 +22,9 @@ from typing import Any
 import orjson
 import psycopg
 from django.db import connection
-from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg.adapt import AdaptersMap, Loader
+from psycopg.pq import Format
+from psycopg.types.json import set_json_loads
 from psycopg.types.string import ByteaBinaryLoader
 
 from tenants.postgresql_backend.base import search_path_forget
@@ -67,11 +69,31 @@ def _ready() -> None:
         pass
 
 
+def _json_loaders() -> list[tuple[int, type[Loader]]]:
+    """psycopg's loaders of json and jsonb (text and binary) decoding with orjson, made once.
+
+    Django's connections load jsonb as text (its JSONField decodes it), so the sync cursors register
+    these on themselves; registering the ready-made classes by oid costs a cursor ~6 µs, where
+    ``set_json_loads`` on every cursor cost ~16 µs (~0.1 ms per push, which opens several)."""
+    template = AdaptersMap(psycopg.adapters)
+    set_json_loads(orjson.loads, template)
+    oids = [psycopg.adapters.types[name].oid for name in ("json", "jsonb")]
+    return [
+        (oid, loader)
+        for oid in oids
+        for format in (Format.TEXT, Format.BINARY)
+        if (loader := template.get_loader(oid, format)) is not None
+    ]
+
+
+_JSON_LOADERS = _json_loaders()
+
+
 def _new_cursor() -> psycopg.Cursor:
     cursor_class = _LoggedCursor if connection.queries_logged else psycopg.Cursor
     cursor = cursor_class(connection.connection)
-    set_json_loads(orjson.loads, cursor)
-    set_json_dumps(orjson.dumps, cursor)
+    for oid, loader in _JSON_LOADERS:
+        cursor.adapters.register_loader(oid, loader)
     return cursor
 
 
