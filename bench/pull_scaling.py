@@ -2,8 +2,8 @@
 
 Two organisations, one with ``--small`` and one with ``--large`` documents,
 are filled straight through SQL (``generate_series`` into each one's document
-table, ``seq`` from its own change sequence, ~300-byte todo documents, then
-``VACUUM (ANALYZE)``). The same kind of page is then timed in both through the
+table, ``seq`` from its own change sequence, ~300-byte todo documents with their
+JSON text as a push stores it, then ``VACUUM (ANALYZE)``). The same kind of page is then timed in both through the
 real HTTP API (gunicorn, 1 worker, 1 thread):
 ``GET /api/v1/sync/pull?limit=1000&checkpoint=…`` from random checkpoints
 spread over each feed's whole seq range, every one returning a full page of
@@ -44,9 +44,10 @@ def fill(conn: psycopg.Connection, schema: str, collection_id: int, start: int, 
         conn.execute(
             f"""
             INSERT INTO "{schema}".syncstore_document
-                (collection_id, doc_id, data, version, seq, deleted, field_versions, client_ts, size_bytes,
-                 last_device, created_at, updated_at)
-            SELECT %s, 'todo-' || lpad(g::text, 8, '0'), x.data, 1, nextval('"{schema}".syncstore_change_seq'),
+                (collection_id, doc_id, data, data_text, version, seq, deleted, field_versions, client_ts,
+                 size_bytes, last_device, created_at, updated_at)
+            SELECT %s, 'todo-' || lpad(g::text, 8, '0'), x.data, x.data::text, 1,
+                   nextval('"{schema}".syncstore_change_seq'),
                    false, '{{}}'::jsonb, 1760000000000 + g, octet_length(x.data::text), '', now(), now()
             FROM generate_series(%s::bigint, %s::bigint) AS g,
             LATERAL (SELECT jsonb_build_object(

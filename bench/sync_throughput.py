@@ -111,6 +111,7 @@ class Measure:
     rows: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    latencies_rows: list[int] = field(default_factory=list)
     floor: Measure | None = None
     target: float | None = None
     skipped: str = ""
@@ -119,6 +120,7 @@ class Measure:
         self.rows += rows
         self.seconds += seconds
         self.latencies.append(seconds)
+        self.latencies_rows.append(rows)
 
     def recent(self, count: int = 10) -> str:
         window = self.latencies[-count:]
@@ -467,7 +469,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=40, help="push batches of 500 new documents (default 40)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up batches, not measured")
-    parser.add_argument("--pull-rounds", type=int, default=3, help="full pull passes; the median pass is reported")
+    parser.add_argument(
+        "--pull-rounds", type=int, default=5, help="full pull passes, all of them counted (and each one printed)"
+    )
     parser.add_argument("--compat-batches", type=int, default=10, help="push batches per compat protocol")
     parser.add_argument("--profile", action="store_true", help="also profile push and pull in-process")
     parser.add_argument("--profile-batches", type=int, default=8)
@@ -608,10 +612,15 @@ def run(args: argparse.Namespace) -> None:
                     f"raw floor {raw_round.rate:,.0f} rows/s",
                     flush=True,
                 )
-            http_median, raw_median = sorted(rounds, key=lambda pair: pair[0].rate)[len(rounds) // 2]
-            pull.rows, pull.seconds, pull.latencies = http_median.rows, http_median.seconds, http_median.latencies
-            pull.floor.rows, pull.floor.seconds = raw_median.rows, raw_median.seconds
-            pull.floor.latencies = raw_median.latencies
+            # Every pass counts, HTTP and floor alike: one pass's floor moves by ±20% on a shared machine,
+            # so picking a "median pass" would pick its floor's luck too.
+            for http_round, raw_round in rounds:
+                for rows, seconds in zip(http_round.latencies_rows, http_round.latencies, strict=True):
+                    pull.add(rows, seconds)
+                for rows, seconds in zip(raw_round.latencies_rows, raw_round.latencies, strict=True):
+                    pull.floor.add(rows, seconds)
+            ratios = ", ".join(f"{h.rate / r.rate:.2f}x" for h, r in rounds)
+            print(f"[pull] ratio per pass: {ratios}; all passes: {pull.ratio:.2f}x", flush=True)
 
             # The fixed cost of one request, whatever its size: the bare app, and an authenticated pull of one.
             for label, path, params in (
