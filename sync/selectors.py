@@ -60,7 +60,8 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
     nested loop over a memoized collection lookup, so nothing is sorted (an
     aggregate's ``ORDER BY`` sorted every rendered page, ~0.6 ms per 1,000).
 
-    The tombstone horizon comes first, from the same statement (one snapshot),
+    The tombstone horizon comes first, from the same statement (one snapshot; PostgreSQL runs the
+    branches of a ``UNION ALL`` one after the other, each in its own order),
     so a purge committing in between cannot slip past the reset check: a
     checkpoint that may have missed purged deletes gets ``reset_required``. A
     client starting from scratch gets the current horizon as its floor (see
