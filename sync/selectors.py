@@ -1,8 +1,8 @@
 """Sync reads: the change feed (pull), documents, collections, conflicts, devices.
 
-The pull path hands stored JSON through as text: PostgreSQL renders
-``data::text`` and the response is assembled around it, so documents are never
-decoded and re-encoded in Python.
+The pull path hands stored JSON through as text: each document's stored JSON
+text (``data_text``) goes into the response as it is, so documents are never
+decoded and re-encoded, in Python or in PostgreSQL.
 """
 
 from __future__ import annotations
