@@ -44,9 +44,9 @@ def fill(conn: psycopg.Connection, schema: str, collection_id: int, start: int, 
         conn.execute(
             f"""
             INSERT INTO "{schema}".syncstore_document
-                (collection_id, doc_id, data, data_text, version, seq, deleted, field_versions, client_ts,
-                 size_bytes, last_device, created_at, updated_at)
-            SELECT %s, 'todo-' || lpad(g::text, 8, '0'), x.data, x.data::text, 1,
+                (collection_id, doc_id, data, data_text, data_text_version, version, seq, deleted, field_versions,
+                 client_ts, size_bytes, last_device, created_at, updated_at)
+            SELECT %s, 'todo-' || lpad(g::text, 8, '0'), x.data, x.data::text, 1, 1,
                    nextval('"{schema}".syncstore_change_seq'),
                    false, '{{}}'::jsonb, 1760000000000 + g, octet_length(x.data::text), '', now(), now()
             FROM generate_series(%s::bigint, %s::bigint) AS g,

@@ -17,6 +17,7 @@ from sync import checkpoints
 from sync.db import fast_cursor, text_as_bytes
 from sync.errors import CollectionNotFound, DocumentNotFound, ResetRequired
 from sync.limits import DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT
+from sync.store import DOCUMENT_TEXT_SQL
 from tenant_apps.syncstore.models import Collection, Conflict, Device
 
 
@@ -36,16 +37,17 @@ def collection_ids(names: list[str]) -> dict[str, int]:
 
 
 # Each change as a JSON object, assembled by PostgreSQL around the document's stored JSON
-# text (``data_text``; rows written before it existed render ``data``): neither Python nor
-# PostgreSQL decodes or re-encodes a document on the pull path. A chain of
+# text (``data_text``, while it belongs to the current version; otherwise ``data`` is
+# rendered, see tenant_apps.syncstore.models.Document): neither Python nor PostgreSQL
+# decodes or re-encodes a document on the pull path. A chain of
 # || (measured ~0.3 ms per 1,000 changes cheaper than one concat(), which looks up
 # each argument's output function on every row). Collection names are letters,
 # digits and underscores (validation.COLLECTION_NAME_RE), so they need no JSON
 # escaping; document ids can hold anything printable and go through to_json.
-_CHANGE_JSON = """'{"collection":"' || c.name || '","id":' || to_json(d.doc_id)::text
+_CHANGE_JSON = f"""'{{"collection":"' || c.name || '","id":' || to_json(d.doc_id)::text
     || ',"version":' || d.version::text
     || CASE WHEN d.deleted THEN ',"deleted":true,"data":' ELSE ',"deleted":false,"data":' END
-    || COALESCE(d.data_text, d.data::text) || '}'"""
+    || {DOCUMENT_TEXT_SQL} || '}}'"""
 
 
 def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids: list[int] | None = None) -> ChangePage:
@@ -82,7 +84,8 @@ def pull_page(*, checkpoint: checkpoints.Checkpoint, limit: int, collection_ids:
             UNION ALL
             (SELECT d.seq, {_CHANGE_JSON}
              FROM (
-                 SELECT d.seq, d.collection_id, d.doc_id, d.version, d.deleted, d.data, d.data_text
+                 SELECT d.seq, d.collection_id, d.doc_id, d.version, d.deleted, d.data, d.data_text,
+                        d.data_text_version
                  FROM syncstore_document d WHERE {where} ORDER BY d.seq LIMIT %s
              ) d JOIN syncstore_collection c ON c.id = d.collection_id
              ORDER BY d.seq)

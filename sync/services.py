@@ -226,10 +226,11 @@ _PUSH_NEW_SQL = """
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
         ORDER BY m.position
     ), documents AS (
-        INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, version, seq, deleted,
-                                        field_versions, client_ts, size_bytes, last_device, created_at, updated_at)
-        SELECT w.cid, w.doc_id, w.data::jsonb, w.data, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(),
-               now()
+        INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version, version, seq,
+                                        deleted, field_versions, client_ts, size_bytes, last_device, created_at,
+                                        updated_at)
+        SELECT w.cid, w.doc_id, w.data::jsonb, w.data, 1, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s,
+               now(), now()
         FROM w
     ), records AS (
         INSERT INTO syncstore_idempotencyrecord (device_id, mutation_id, result, created_at)
@@ -268,14 +269,16 @@ _PUSH_PUTS_SQL = """
                       '","id":', to_json(v.doc_id), ',"version":', v.version, '}') AS result
         FROM v ORDER BY v.position
     ), inserted AS (
-        INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, version, seq, deleted,
-                                        field_versions, client_ts, size_bytes, last_device, created_at, updated_at)
-        SELECT w.cid, w.doc_id, w.doc, w.data, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(), now()
+        INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version, version, seq,
+                                        deleted, field_versions, client_ts, size_bytes, last_device, created_at,
+                                        updated_at)
+        SELECT w.cid, w.doc_id, w.doc, w.data, 1, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(),
+               now()
         FROM w WHERE w.tid IS NULL
     ), updated AS (
         UPDATE syncstore_document AS d SET
-            data = w.doc, data_text = w.data, version = w.version, seq = w.seq, client_ts = COALESCE(w.ts, %s),
-            size_bytes = w.size, last_device = %s, updated_at = now(),
+            data = w.doc, data_text = w.data, data_text_version = w.version, version = w.version, seq = w.seq,
+            client_ts = COALESCE(w.ts, %s), size_bytes = w.size, last_device = %s, updated_at = now(),
             field_versions = w.fv || COALESCE((
                 SELECT jsonb_object_agg(changed.key, w.version) FROM (
                     SELECT e.key FROM jsonb_each(w.doc) e WHERE w.old -> e.key IS DISTINCT FROM e.value

@@ -49,6 +49,11 @@ def collection_row(row: tuple) -> dict[str, Any]:
     return {"id": row[0], "name": row[1], "policy": row[2], "json_schema": row[3], "updated_at": row[4]}
 
 
+# A document row's JSON text (alias ``d``): the text its writer stored, while it belongs to the current
+# version, else PostgreSQL's rendering of ``data`` (rows written before the text was kept, or by the
+# previous release during a rolling upgrade). Pulls pass it through (see Document.data_text).
+DOCUMENT_TEXT_SQL = "COALESCE(CASE WHEN d.data_text_version = d.version THEN d.data_text END, d.data::text)"
+
 # The columns of a DocState, in its field order.
 _STATE_COLUMNS = (
     "d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device, d.id, d.seq"
@@ -117,17 +122,17 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
                  WITH ORDINALITY AS u(row_id, cid, did, data, version, deleted, fv, ts, size, dev, position)
             ORDER BY u.position
         ), inserted AS (
-            INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, version, seq, deleted,
-                                            field_versions, client_ts, size_bytes, last_device, created_at,
-                                            updated_at)
-            SELECT u.cid, u.did, u.data::jsonb, u.data, u.version, u.seq, u.deleted, COALESCE(u.fv::jsonb, '{{}}'),
-                   u.ts, u.size, u.dev, now(), now()
+            INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version, version,
+                                            seq, deleted, field_versions, client_ts, size_bytes, last_device,
+                                            created_at, updated_at)
+            SELECT u.cid, u.did, u.data::jsonb, u.data, u.version, u.version, u.seq, u.deleted,
+                   COALESCE(u.fv::jsonb, '{{}}'), u.ts, u.size, u.dev, now(), now()
             FROM u WHERE u.row_id IS NULL
         )
         UPDATE syncstore_document AS d SET
-            data = u.data::jsonb, data_text = u.data, version = u.version, seq = u.seq, deleted = u.deleted,
-            field_versions = COALESCE(u.fv::jsonb, '{{}}'), client_ts = u.ts, size_bytes = u.size,
-            last_device = u.dev, updated_at = now()
+            data = u.data::jsonb, data_text = u.data, data_text_version = u.version, version = u.version,
+            seq = u.seq, deleted = u.deleted, field_versions = COALESCE(u.fv::jsonb, '{{}}'), client_ts = u.ts,
+            size_bytes = u.size, last_device = u.dev, updated_at = now()
         FROM u WHERE d.id = u.row_id AND d.id = ANY(%b::bigint[])
         """,
         [

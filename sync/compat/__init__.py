@@ -117,8 +117,8 @@ def read_feed(cursor: Any, changes_sql: str, params: list[Any]) -> tuple[int, in
 def render_record(doc_id: str, data_text: str, extra: bytes = b"") -> bytes:
     """``{"id": doc_id, <extra>, ...stored fields}`` from the stored JSON text, without decoding it.
 
-    ``data_text`` is PostgreSQL's rendering of a JSON object with the keys the
-    record adds already removed (so no key appears twice).
+    ``data_text`` is the document's stored JSON text (or PostgreSQL's rendering of
+    it), with the keys the record adds already removed (so no key appears twice).
     """
     head = b'{"id":' + orjson.dumps(doc_id) + extra
     if data_text == "{}":

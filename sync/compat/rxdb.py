@@ -105,7 +105,7 @@ def rxdb_changes(*, collection: str, checkpoint: RxCheckpoint, limit: int) -> Rx
             f"""
             SELECT d.seq, d.doc_id, d.deleted,
                    CASE WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text
-                        ELSE COALESCE(d.data_text, d.data::text) END
+                        ELSE {store.DOCUMENT_TEXT_SQL} END
             FROM syncstore_document d
             WHERE d.collection_id = (SELECT c.id FROM syncstore_collection c WHERE c.name = %s) AND d.seq > %s
             ORDER BY d.seq LIMIT %s

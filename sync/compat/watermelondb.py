@@ -123,7 +123,7 @@ def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
                 CROSS JOIN LATERAL (
                     SELECT CASE WHEN d.deleted THEN NULL
                                 WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text
-                                ELSE COALESCE(d.data_text, d.data::text) END AS fields
+                                ELSE {store.DOCUMENT_TEXT_SQL} END AS fields
                 ) r
                 WHERE d.seq >= %s
                 GROUP BY c.name

@@ -86,9 +86,12 @@ class Document(models.Model):
     ``data_text`` is ``data`` as JSON text, exactly the text its writer cast to
     jsonb: a pull passes it through instead of rendering the jsonb again
     (``data::text`` was ~85% of a pull page's database time). Every writer of
-    ``data`` writes it (sync.store, sync.services; :meth:`save` here); NULL —
-    on rows written before it existed, or by a bulk insert that leaves it out —
-    means "render ``data``". See docs/decisions.md.
+    ``data`` writes it (sync.store, sync.services; :meth:`save` here) with the
+    ``version`` it belongs to in ``data_text_version``. Readers use the text only
+    while the two versions match, and render ``data`` otherwise: rows written
+    before the text existed, and rows changed by a writer that does not know it
+    (the previous release, during a rolling upgrade), which moves ``version``
+    on every change. See docs/decisions.md.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -102,6 +105,7 @@ class Document(models.Model):
     doc_id = models.CharField(max_length=128)
     data = models.JSONField(default=dict)
     data_text = models.TextField(null=True, blank=True, editable=False)
+    data_text_version = models.IntegerField(null=True, blank=True, editable=False)
     version = models.IntegerField()
     seq = models.BigIntegerField(unique=True)
     deleted = models.BooleanField(default=False)
@@ -132,10 +136,11 @@ class Document(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Keep ``data_text`` the text of ``data`` when the ORM writes a document."""
         update_fields = kwargs.get("update_fields")
-        if update_fields is None or "data" in update_fields:
+        if update_fields is None or "data" in update_fields or "version" in update_fields:
             self.data_text = orjson.dumps(self.data).decode()
+            self.data_text_version = self.version
             if update_fields is not None:
-                kwargs["update_fields"] = {*update_fields, "data_text"}
+                kwargs["update_fields"] = {*update_fields, "data", "data_text", "data_text_version"}
         super().save(*args, **kwargs)
 
 

@@ -260,11 +260,29 @@ def test_every_writer_keeps_the_stored_text_equal_to_the_document(org) -> None:
     )
     assert watermelon.status_code == 200, watermelon.content
     with tenant_context(org.organisation):
-        rows = list(Document.objects.values_list("doc_id", "data", "data_text"))
-    assert {doc_id for doc_id, _, _ in rows} == {"a", "b", "r", "w"}
-    for doc_id, data, text in rows:
+        rows = list(Document.objects.values_list("doc_id", "data", "data_text", "data_text_version", "version"))
+    assert {row[0] for row in rows} == {"a", "b", "r", "w"}
+    for doc_id, data, text, text_version, version in rows:
         assert text is not None, doc_id
         assert orjson.loads(text) == data, doc_id
+        assert text_version == version, doc_id
+
+
+def test_a_writer_that_does_not_know_the_text_cannot_make_pulls_stale(org) -> None:
+    """The previous release, still running during a rolling upgrade, changes ``data`` and ``version``
+    but not the text: pulls render ``data`` until the text is written for the current version again."""
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1}), mutation("b", data={"n": 1})])
+    with tenant_context(org.organisation), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE syncstore_document SET data = '{\"n\": 2}', version = version + 1,"
+            " seq = nextval('syncstore_change_seq') WHERE doc_id = 'a'"
+        )
+    assert {c["id"]: c["data"] for c in pull(client).json()["changes"]} == {"a": {"n": 2}, "b": {"n": 1}}
+    rxdb = client.post("/api/v1/compat/rxdb/todos/pull", {"checkpoint": None, "batchSize": 10}, format="json")
+    assert {d["id"]: d["n"] for d in rxdb.json()["documents"]} == {"a": 2, "b": 1}
+    watermelon = client.get("/api/v1/compat/watermelondb/sync").json()["changes"]["todos"]["created"]
+    assert {r["id"]: r["n"] for r in watermelon} == {"a": 2, "b": 1}
 
 
 def test_the_orm_writes_the_text_with_the_document_and_refuses_to_leave_it_behind(org) -> None:
@@ -273,8 +291,10 @@ def test_the_orm_writes_the_text_with_the_document_and_refuses_to_leave_it_behin
     with tenant_context(org.organisation):
         document = Document.objects.get(doc_id="a")
         document.data = {"n": 2}
-        document.save(update_fields=["data"])
-        assert orjson.loads(Document.objects.get(doc_id="a").data_text) == {"n": 2}
+        document.version = 2
+        document.save(update_fields=["data", "version"])
+        stored = Document.objects.get(doc_id="a")
+        assert (orjson.loads(stored.data_text), stored.data_text_version) == ({"n": 2}, 2)
         with pytest.raises(ValueError, match="data_text"):
             Document.objects.filter(doc_id="a").update(data={"n": 3})
         with pytest.raises(ValueError, match="data_text"):

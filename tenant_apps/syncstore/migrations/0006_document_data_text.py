@@ -1,8 +1,10 @@
-"""Documents keep their JSON text beside the jsonb (``data_text``), which pulls pass through.
+"""Documents keep their JSON text beside the jsonb (``data_text``), which pulls pass through, and the
+version it belongs to (``data_text_version``).
 
-Nullable and without a default, so adding it rewrites no table and takes no long lock on an
-organisation with many documents. Rows written before it are rendered from ``data`` until their next
-write (see docs/decisions.md).
+Nullable and without a default, so adding them rewrites no table and takes no long lock on an
+organisation with many documents. Rows written before them, or by the previous release while a
+rolling upgrade runs, are rendered from ``data`` (see docs/decisions.md and
+``manage.py backfill_document_text``).
 """
 
 from django.db import migrations, models
@@ -18,5 +20,10 @@ class Migration(migrations.Migration):
             model_name="document",
             name="data_text",
             field=models.TextField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name="document",
+            name="data_text_version",
+            field=models.IntegerField(blank=True, editable=False, null=True),
         ),
     ]
