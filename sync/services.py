@@ -226,9 +226,7 @@ _PUSH_NEW_SQL = """
         JOIN syncstore_collection c ON c.name = m.collection AND c.json_schema IS NULL
         ORDER BY m.position
     ), documents AS (
-        INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version, version, seq,
-                                        deleted, field_versions, client_ts, size_bytes, last_device, created_at,
-                                        updated_at)
+        {DOCUMENT_INSERT}
         SELECT w.cid, w.doc_id, w.data::jsonb, w.data, 1, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s,
                now(), now()
         FROM w
@@ -243,7 +241,7 @@ _PUSH_NEW_SQL = """
            (SELECT count(*) FROM w),
            (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
            (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
-""".replace("{SPLIT}", SPLIT)
+""".replace("{SPLIT}", SPLIT).replace("{DOCUMENT_INSERT}", store.DOCUMENT_INSERT_SQL)
 
 # Any batch of plain puts.
 _PUSH_PUTS_SQL = """
@@ -269,9 +267,7 @@ _PUSH_PUTS_SQL = """
                       '","id":', to_json(v.doc_id), ',"version":', v.version, '}') AS result
         FROM v ORDER BY v.position
     ), inserted AS (
-        INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version, version, seq,
-                                        deleted, field_versions, client_ts, size_bytes, last_device, created_at,
-                                        updated_at)
+        {DOCUMENT_INSERT}
         SELECT w.cid, w.doc_id, w.doc, w.data, 1, 1, w.seq, false, '{}', COALESCE(w.ts, %s), w.size, %s, now(),
                now()
         FROM w WHERE w.tid IS NULL
@@ -301,7 +297,7 @@ _PUSH_PUTS_SQL = """
            (SELECT count(*) FROM w WHERE w.tid IS NULL),
            (SELECT COALESCE(sum(document_count), 0) FROM syncstore_collection),
            (SELECT '[' || string_agg(w.result, ',' ORDER BY w.position) || ']' FROM w)
-""".replace("{SPLIT}", SPLIT)
+""".replace("{SPLIT}", SPLIT).replace("{DOCUMENT_INSERT}", store.DOCUMENT_INSERT_SQL)
 
 
 def _plain_puts(mutations: list[Mutation]) -> str | None:

@@ -54,6 +54,11 @@ def collection_row(row: tuple) -> dict[str, Any]:
 # previous release during a rolling upgrade). Pulls pass it through (see Document.data_text).
 DOCUMENT_TEXT_SQL = "COALESCE(CASE WHEN d.data_text_version = d.version THEN d.data_text END, d.data::text)"
 
+# The columns every insert of documents writes (sync.store.write_documents and the one-statement pushes
+# in sync.services), in this order: one list, so no writer can leave the stored text behind.
+DOCUMENT_INSERT_SQL = """INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version,
+        version, seq, deleted, field_versions, client_ts, size_bytes, last_device, created_at, updated_at)"""
+
 # The columns of a DocState, in its field order.
 _STATE_COLUMNS = (
     "d.collection_id, d.doc_id, d.data, d.version, d.deleted, d.field_versions, d.client_ts, d.last_device, d.id, d.seq"
@@ -122,9 +127,7 @@ def write_documents(execute: Callable[[str, Any], Any], states: list[DocState]) 
                  WITH ORDINALITY AS u(row_id, cid, did, data, version, deleted, fv, ts, size, dev, position)
             ORDER BY u.position
         ), inserted AS (
-            INSERT INTO syncstore_document (collection_id, doc_id, data, data_text, data_text_version, version,
-                                            seq, deleted, field_versions, client_ts, size_bytes, last_device,
-                                            created_at, updated_at)
+            {DOCUMENT_INSERT_SQL}
             SELECT u.cid, u.did, u.data::jsonb, u.data, u.version, u.version, u.seq, u.deleted,
                    COALESCE(u.fv::jsonb, '{{}}'), u.ts, u.size, u.dev, now(), now()
             FROM u WHERE u.row_id IS NULL

@@ -48,8 +48,9 @@ _BACKFILL_SQL = f"""
 
 class Command(BaseCommand):
     help = (
-        "Store the JSON text (data_text) of documents written before Outpost kept it, so pulls pass it through "
-        "instead of rendering the jsonb each time. Visible to no client; safe to interrupt and run again."
+        "Store the JSON text (data_text) of documents written without a current one (before Outpost kept it, or by "
+        "the previous release during a rolling upgrade), so pulls pass it through instead of rendering the jsonb "
+        "each time. Visible to no client; safe to interrupt and run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
