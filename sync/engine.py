@@ -104,8 +104,25 @@ def _same_kinds(a: Any, b: Any) -> bool:
     return True
 
 
-def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
-    return {key for key in old.keys() | new.keys() if not json_equal(old.get(key, _MISSING), new.get(key, _MISSING))}
+def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """Top-level fields whose values differ as JSON (:func:`json_equal`), including fields only one has.
+
+    Every edit of a document runs this once per field, so it is written for the common case: two
+    scalars of one type that ``==`` tells apart or not; only containers, and values of different types
+    that ``==`` calls equal (``1`` and ``1.0``, ``1`` and ``true``), need the kinds checked.
+    """
+    get = old.get
+    changed = {
+        key
+        for key, value in new.items()
+        if (current := get(key, _MISSING)) != value
+        or (
+            ((kind := type(value)) is not type(current) or kind is dict or kind is list)
+            and not _same_kinds(current, value)
+        )
+    }
+    changed |= old.keys() - new.keys()
+    return changed
 
 
 def _write(
@@ -125,7 +142,7 @@ def _write(
     """
     if state.present:
         new_version = state.version + 1
-        for key in _changed_fields(state.data if not state.deleted else {}, data if not deleted else {}):
+        for key in changed_fields(state.data if not state.deleted else {}, data if not deleted else {}):
             state.field_versions[key] = new_version
     else:
         new_version = 1
@@ -258,7 +275,7 @@ def _merge(state: DocState, mutation: Mutation, candidate: dict[str, Any], base:
     if mutation.op == "patch":
         client_changed = set((mutation.data or {}).keys())
     else:
-        client_changed = _changed_fields(state.data, candidate)
+        client_changed = changed_fields(state.data, candidate)
     overlap = {
         key
         for key in client_changed & server_changed

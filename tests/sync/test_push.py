@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -399,6 +400,44 @@ def test_a_replayed_batch_of_new_documents_returns_the_stored_results(org) -> No
     with tenant_context(org.organisation):
         assert Document.objects.count() == 3
         assert Collection.objects.get(name="todos").document_count == 3
+
+
+def test_a_replayed_batch_of_edits_returns_the_stored_results_and_writes_nothing(org) -> None:
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1}), mutation("b", data={"n": 1})])
+    # a changed edit and one equal to the stored document (which makes no version) in one batch
+    batch = [mutation("a", data={"n": 2}, base_version=1), mutation("b", data={"n": 1}, base_version=1)]
+    first = push_ok(client, batch)
+    assert [(r["status"], r["version"]) for r in first] == [("applied", 2), ("applied", 1)]
+    second = push_ok(client, batch)
+    assert [(r["status"], r["original_status"], r["version"]) for r in second] == [
+        ("duplicate", "applied", 2),
+        ("duplicate", "applied", 1),
+    ]
+    with tenant_context(org.organisation):
+        assert dict(Document.objects.values_list("doc_id", "version")) == {"a": 2, "b": 1}
+        assert IdempotencyRecord.objects.count() == 4
+    assert len(pull_all(client)[0]) == 2
+
+
+def test_an_edit_diffs_against_the_document_even_when_its_stored_text_is_older(org) -> None:
+    """The previous release (a rolling upgrade) changed ``data`` without the text: an edit's changed
+    fields come from the document as it is, never from the outdated text."""
+    client = org.client()
+    push_ok(client, [mutation("a", data={"n": 1, "m": 1})])
+    with tenant_context(org.organisation), connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE syncstore_document SET data = \'{"n": 5, "m": 1}\', version = 2,'
+            " seq = nextval('syncstore_change_seq') WHERE doc_id = 'a'"
+        )
+    with CaptureQueriesContext(connection) as queries:
+        results = push_ok(client, [mutation("a", data={"n": 5, "m": 2}, base_version=2)])
+    assert not _engine_ran(queries)
+    assert (results[0]["status"], results[0]["version"]) == ("applied", 3)
+    with tenant_context(org.organisation):
+        document = Document.objects.get(doc_id="a")
+        assert document.field_versions == {"m": 3}  # n was already 5: unchanged by this edit
+        assert (orjson.loads(document.data_text), document.data_text_version) == ({"n": 5, "m": 2}, 3)
 
 
 def test_new_documents_for_a_missing_collection_create_it_through_the_engine(org) -> None:
