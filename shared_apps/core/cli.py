@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from shared_apps.core.errors import OutpostError
 
@@ -73,3 +74,81 @@ def _SubParser(command: BaseCommand) -> type[CommandParser]:  # noqa: N802 - a c
             super().__init__(**kwargs)
 
     return SubParser
+
+
+class ProgressBar:
+    """A one-line progress bar for long commands (on stderr): counts, rate and ETA.
+
+    On a terminal it is redrawn in place (at most ten times a second); in a log
+    (not a terminal) a plain line is written every few seconds instead.
+    ``migrate_tenants`` counts schemas with it, ``backfill_document_text`` documents.
+    """
+
+    WIDTH = 28
+
+    def __init__(self, stream: OutputWrapper, total: int, *, verb: str, unit: str, enabled: bool = True) -> None:
+        self.stream = stream
+        self.total = total
+        self.verb = verb
+        self.unit = unit
+        self.enabled = enabled and total > 0
+        self.tty = stream.isatty()
+        self.done = 0
+        self.failed = 0
+        self.started = time.perf_counter()
+        self._last_draw = self.started
+        self._drawn = False
+
+    def advance(self, count: int = 1, *, failed: bool = False) -> None:
+        self.done += count
+        self.failed += failed
+        now = time.perf_counter()
+        interval = 0.1 if self.tty else 5.0
+        if self.done >= self.total or now - self._last_draw >= interval:
+            self._draw(now)
+
+    def note(self, text: str) -> None:
+        """A line above the bar (a failure), then the bar again."""
+        if self.tty and self._drawn:
+            self.stream.write("\r\033[K", style_func=_plain, ending="")
+        self.stream.write(text)
+        if self.tty and self._drawn:
+            self._draw(time.perf_counter())
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self._drawn:
+            self.stream.write("", style_func=_plain)
+
+    def _line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        done = min(self.done, self.total)  # a count taken before the work may fall short of it
+        rate = done / elapsed
+        remaining = (self.total - done) / rate if rate > 0 else 0.0
+        filled = int(self.WIDTH * done / self.total)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        failed = f"  {self.failed} failed" if self.failed else ""
+        return (
+            f"{self.verb} [{bar}] {done}/{self.total} {100 * done // self.total:3d}%  "
+            f"{rate:,.1f} {self.unit}/s  ETA {_clock(remaining)}{failed}"
+        )
+
+    def _draw(self, now: float) -> None:
+        if not self.enabled:
+            return
+        self._last_draw = now
+        if self.tty:
+            # Plain, not in the error colour Django gives stderr on a terminal.
+            self.stream.write("\r\033[K" + self._line(now), style_func=_plain, ending="")
+            self.stream.flush()
+        else:
+            self.stream.write(self._line(now), style_func=_plain)
+        self._drawn = True
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"

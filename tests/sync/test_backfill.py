@@ -51,6 +51,7 @@ def test_backfill_stores_the_text_and_moves_nothing_a_client_sees(org, other_org
     assert pull(client).json() == pulled
     assert "6 documents given their JSON text" in out.getvalue()
     assert f"{org.organisation.slug}: 5 documents" in err.getvalue()
+    assert "backfilling [############################] 6/6 100%" in err.getvalue()  # the progress bar
 
     out = StringIO()
     call_command("backfill_document_text", stdout=out, stderr=StringIO())

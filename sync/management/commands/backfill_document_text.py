@@ -23,6 +23,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from shared_apps.core.cli import ProgressBar
 from sync.db import tenant_write_lock
 from tenants.context import tenant_context
 from tenants.models import Organisation
@@ -72,21 +73,36 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"Unknown organisation(s): {', '.join(unknown)} (organisation_not_found).")
         started = time.perf_counter()
-        total = 0
         selected = list(organisations)
-        for number, organisation in enumerate(selected, start=1):
-            done = self._backfill(organisation, batch, f"[{number}/{len(selected)}] {organisation.slug}")
+        missing = {organisation.pk: self._missing(organisation) for organisation in selected}
+        progress = ProgressBar(
+            self.stderr,
+            sum(missing.values()),
+            verb="backfilling",
+            unit="documents",
+            enabled=options["verbosity"] > 0,
+        )
+        total = 0
+        for organisation in selected:
+            done = self._backfill(organisation, batch, missing[organisation.pk], progress)
             total += done
+            if done and options["verbosity"] > 0:
+                progress.note(f"{organisation.slug}: {done} documents")
+        progress.close()
         self.stdout.write(f"{total} documents given their JSON text in {time.perf_counter() - started:.1f}s.")
 
-    def _backfill(self, organisation: Organisation, batch: int, label: str) -> int:
+    @staticmethod
+    def _missing(organisation: Organisation) -> int:
+        with tenant_context(organisation), connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM syncstore_document WHERE {_MISSING}")
+            return int(cursor.fetchone()[0])
+
+    @staticmethod
+    def _backfill(organisation: Organisation, batch: int, missing: int, progress: ProgressBar) -> int:
+        """Give ``organisation``'s documents their text, batch by batch; return how many were written."""
+        done = 0
+        after = 0
         with tenant_context(organisation):
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT count(*) FROM syncstore_document WHERE {_MISSING}")
-                (missing,) = cursor.fetchone()
-            done = 0
-            after = 0
-            began = last = time.perf_counter()
             while missing:
                 with transaction.atomic(), connection.cursor() as cursor:
                     tenant_write_lock()
@@ -96,10 +112,5 @@ class Command(BaseCommand):
                     break
                 after = last_id
                 done += written
-                now = time.perf_counter()
-                if now - last >= 2.0:
-                    rate = done / (now - began)
-                    self.stderr.write(f"{label}: {done}/{missing} documents ({rate:,.0f}/s)")
-                    last = now
-        self.stderr.write(f"{label}: {done} documents")
+                progress.advance(written)
         return done

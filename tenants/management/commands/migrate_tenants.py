@@ -10,9 +10,10 @@ import json
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
+from shared_apps.core.cli import ProgressBar
 from tenants.migrating import (
     SchemaResult,
     default_parallelism,
@@ -22,80 +23,6 @@ from tenants.migrating import (
     tenant_schemas_migrate,
 )
 from tenants.models import Organisation
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr: counts, rate and ETA.
-
-    On a terminal it is redrawn in place (at most ten times a second); in a log
-    (not a terminal) a plain line is written every few seconds instead.
-    """
-
-    WIDTH = 28
-
-    def __init__(self, stream: OutputWrapper, total: int, *, enabled: bool = True) -> None:
-        self.stream = stream
-        self.total = total
-        self.enabled = enabled and total > 0
-        self.tty = stream.isatty()
-        self.done = 0
-        self.failed = 0
-        self.started = time.perf_counter()
-        self._last_draw = self.started
-        self._drawn = False
-
-    def advance(self, *, failed: bool = False) -> None:
-        self.done += 1
-        self.failed += failed
-        now = time.perf_counter()
-        interval = 0.1 if self.tty else 5.0
-        if self.done == self.total or now - self._last_draw >= interval:
-            self._draw(now)
-
-    def note(self, text: str) -> None:
-        """A line above the bar (a failure), then the bar again."""
-        if self.tty and self._drawn:
-            self.stream.write("\r\033[K", style_func=_plain, ending="")
-        self.stream.write(text)
-        if self.tty and self._drawn:
-            self._draw(time.perf_counter())
-
-    def close(self) -> None:
-        if self.enabled and self.tty and self._drawn:
-            self.stream.write("", style_func=_plain)
-
-    def _line(self, now: float) -> str:
-        elapsed = max(now - self.started, 1e-9)
-        rate = self.done / elapsed
-        remaining = (self.total - self.done) / rate if rate > 0 else 0.0
-        filled = int(self.WIDTH * self.done / self.total)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        failed = f"  {self.failed} failed" if self.failed else ""
-        return (
-            f"migrating [{bar}] {self.done}/{self.total} {100 * self.done // self.total:3d}%  "
-            f"{rate:.1f} schemas/s  ETA {_clock(remaining)}{failed}"
-        )
-
-    def _draw(self, now: float) -> None:
-        if not self.enabled:
-            return
-        self._last_draw = now
-        if self.tty:
-            # Plain, not in the error colour Django gives stderr on a terminal.
-            self.stream.write("\r\033[K" + self._line(now), style_func=_plain, ending="")
-            self.stream.flush()
-        else:
-            self.stream.write(self._line(now), style_func=_plain)
-        self._drawn = True
-
-
-def _plain(text: str) -> str:
-    return text
-
-
-def _clock(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class Command(BaseCommand):
@@ -224,7 +151,13 @@ class Command(BaseCommand):
         migrated: list[dict[str, Any]] = []
         failed: list[dict[str, str]] = []
         raced = 0
-        progress = ProgressBar(self.stderr, len(schemas), enabled=not options["no_progress"] and verbosity > 0)
+        progress = ProgressBar(
+            self.stderr,
+            len(schemas),
+            verb="migrating",
+            unit="schemas",
+            enabled=not options["no_progress"] and verbosity > 0,
+        )
 
         def on_result(result: SchemaResult) -> None:
             nonlocal raced
