@@ -77,7 +77,8 @@ def init_sentry(*, dsn: str | None, environment: str, release: str | None, trace
             RedisIntegration(),
             LoggingIntegration(event_level=None),
         ],
-        send_default_pii=False,
+        # No personal data: the SDK's default (an explicit send_default_pii is deprecated in favour of
+        # data_collection, whose defaults collect more; before_send scrubs what reaches it either way).
         include_local_variables=False,
         max_request_body_size="never",
         traces_sample_rate=traces_sample_rate,
