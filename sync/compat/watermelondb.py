@@ -9,6 +9,8 @@ the client side.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -41,6 +43,7 @@ _KINDS = ("created", "updated", "deleted")
 _MAX_SEQ = 2**63 - 1
 # How JavaScript renders a missing value in a query string (`${null}`, `${undefined}`).
 _ABSENT = ("", "null", "undefined")
+_SEQ = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,39 +100,38 @@ def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
 
     PostgreSQL renders every record around the stored document text (``id`` first,
     then the stored fields; the keys a record adds itself are removed from the
-    stored ones, so none appears twice) and joins each table's records and deleted
-    ids, in change order: Python only wraps the pieces. The new timestamp is one past
-    the newest change returned, and never below one past the tombstone horizon (the
+    stored ones, so none appears twice) and every deleted id, one row per change;
+    Python puts each table's rows in change order and joins them. Joining in SQL
+    (``string_agg(… ORDER BY seq)`` grouped by table) sorted the whole rendered
+    response, twice, and spilled it to disk once it outgrew ``work_mem``, as an
+    ``ORDER BY`` of the rendered rows does too. The new timestamp is one past the
+    newest change returned, and never below one past the tombstone horizon (the
     client has everything that still matters up to there). With no change it is
-    ``last_pulled_at`` again (1 on a first sync of an empty database). One statement,
-    so the timestamp and the records come from the same snapshot.
+    ``last_pulled_at`` again (1 on a first sync of an empty database). One
+    statement (the feed position first, then the changes), so the timestamp and
+    the records come from the same snapshot.
     """
     start = last_pulled_at or 1
     with fast_cursor() as cursor:
         text_as_bytes(cursor)
         cursor.execute(
             f"""
-            SELECT s.horizon_seq, {compat.NEWEST_SEQ}, f.name, f.last_seq, f.records, f.deletes
-            FROM syncstore_syncstate s LEFT JOIN LATERAL (
-                SELECT c.name, max(d.seq) AS last_seq,
-                       COALESCE(string_agg(
-                           concat('{{"id":', to_json(d.doc_id),
-                                  CASE WHEN r.fields = '{{}}' THEN '}}' ELSE ',' || substr(r.fields, 2) END),
-                           ',' ORDER BY d.seq) FILTER (WHERE NOT d.deleted), '') AS records,
-                       COALESCE(string_agg(to_json(d.doc_id)::text, ',' ORDER BY d.seq) FILTER (WHERE d.deleted),
-                                '') AS deletes
-                FROM syncstore_document d
-                JOIN syncstore_collection c ON c.id = d.collection_id
-                CROSS JOIN LATERAL (
-                    SELECT CASE WHEN d.deleted THEN NULL
-                                WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text
-                                ELSE {store.DOCUMENT_TEXT_SQL} END AS fields
-                ) r
-                WHERE d.seq >= %s
-                GROUP BY c.name
-            ) f ON true
-            WHERE s.id = 1
-            ORDER BY f.last_seq
+            (SELECT s.horizon_seq, {compat.NEWEST_SEQ}, NULL::text, NULL::boolean, NULL::text
+             FROM syncstore_syncstate s WHERE s.id = 1)
+            UNION ALL
+            (SELECT d.seq, NULL, c.name::text, d.deleted,
+                    CASE WHEN d.deleted THEN to_json(d.doc_id)::text
+                         ELSE concat('{{"id":', to_json(d.doc_id),
+                                     CASE WHEN r.fields = '{{}}' THEN '}}' ELSE ',' || substr(r.fields, 2) END)
+                    END
+             FROM syncstore_document d
+             JOIN syncstore_collection c ON c.id = d.collection_id
+             CROSS JOIN LATERAL (
+                 SELECT CASE WHEN d.deleted THEN NULL
+                             WHEN d.data ?| {_OUTPUT_KEYS} THEN (d.data - {_OUTPUT_KEYS})::text
+                             ELSE {store.DOCUMENT_TEXT_SQL} END AS fields
+             ) r
+             WHERE d.seq >= %s)
             """,
             [start],
             binary=True,
@@ -137,8 +139,23 @@ def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
         rows = cursor.fetchall()
     horizon, newest = rows[0][0], rows[0][1]
     compat.check_position(start - 1, horizon=horizon, newest=newest)
-    tables = [(name, records, deletes) for _h, _n, name, _last, records, deletes in rows if name is not None]
-    last_seq = max((row[3] for row in rows if row[2] is not None), default=None)
+    # Each table's changes (by its name as PostgreSQL sent it), put in change order here: they arrive in
+    # the order the rows lie in the table, which is nearly that already, so the sort costs little. Each
+    # table's rows are let go once joined, so a large first sync holds about two copies of its records.
+    grouped: dict[bytes, list[tuple[Any, ...]]] = {}
+    for row in islice(rows, 1, None):
+        grouped.setdefault(row[2], []).append(row)
+    del rows
+    for changes in grouped.values():
+        changes.sort(key=_SEQ)
+    last_seq = max((changes[-1][0] for changes in grouped.values()), default=None)
+    tables = []
+    for name in sorted(grouped, key=lambda name: grouped[name][-1][0]):
+        changes = grouped.pop(name)
+        records = b",".join([change[4] for change in changes if not change[3]])
+        deletes = b",".join([change[4] for change in changes if change[3]])
+        del changes
+        tables.append((name.decode(), records, deletes))
     timestamp = max(last_seq + 1 if last_seq is not None else start, horizon + 1)
     return WmPull(tables, last_pulled_at is None, timestamp)
 

@@ -103,6 +103,18 @@ def test_later_sync_lists_changes_as_updated_and_deletions_by_id_each_once(api) 
     assert wm_pull_ok(api, body["timestamp"]) == {"changes": {}, "timestamp": body["timestamp"]}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_records_come_in_change_order_whatever_order_their_rows_lie_in(org, api) -> None:
+    native_push(api, put("a", n=1), put("b", n=1), put("c", n=1))
+    native_push(api, put("a", n=2) | {"base_version": 1})
+    with tenant_context(org.organisation), connection.cursor() as cursor:
+        cursor.execute("VACUUM syncstore_document")  # a's old row is gone and its place free
+        native_push(api, put("b", n=2) | {"base_version": 1})  # b's new row takes that place
+        cursor.execute("SELECT doc_id FROM syncstore_document ORDER BY ctid")
+        assert [row[0] for row in cursor.fetchall()] == ["b", "c", "a"]  # the table's order is not change order
+    assert [r["id"] for r in wm_pull_ok(api)["changes"]["todos"]["created"]] == ["c", "a", "b"]
+
+
 def test_push_applies_created_updated_and_deleted_records_in_one_go(org, api) -> None:
     native_push(api, put("a", title="Milk"), put("b", title="Eggs"))
     timestamp = wm_pull_ok(api)["timestamp"]
