@@ -107,9 +107,10 @@ def _same_kinds(a: Any, b: Any) -> bool:
 def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
     """Top-level fields whose values differ as JSON (:func:`json_equal`), including fields only one has.
 
-    Every edit of a document runs this once per field, so it is written for the common case: two
-    scalars of one type that ``==`` tells apart or not; only containers, and values of different types
-    that ``==`` calls equal (``1`` and ``1.0``, ``1`` and ``true``), need the kinds checked.
+    Every edit the engine applies, and every stale put it merges, runs this once per field, so it is
+    written for the common case: two scalars of one type that ``==`` tells apart or not; only containers,
+    and values of different types that ``==`` calls equal (``1`` and ``1.0``, ``1`` and ``true``), need
+    the kinds checked. (Plain puts diff in SQL instead: sync.services._PUSH_PUTS_SQL.)
     """
     get = old.get
     changed = {

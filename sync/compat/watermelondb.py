@@ -148,15 +148,14 @@ def watermelon_changes(*, last_pulled_at: int | None) -> WmPull:
     del rows
     for changes in grouped.values():
         changes.sort(key=_SEQ)
-    last_seq = max((changes[-1][0] for changes in grouped.values()), default=None)
+    names = sorted(grouped, key=lambda name: grouped[name][-1][0])  # tables by their newest change
+    timestamp = max(grouped[names[-1]][-1][0] + 1 if names else start, horizon + 1)
     tables = []
-    for name in sorted(grouped, key=lambda name: grouped[name][-1][0]):
+    for name in names:
         changes = grouped.pop(name)
         records = b",".join([change[4] for change in changes if not change[3]])
         deletes = b",".join([change[4] for change in changes if change[3]])
-        del changes
         tables.append((name.decode(), records, deletes))
-    timestamp = max(last_seq + 1 if last_seq is not None else start, horizon + 1)
     return WmPull(tables, last_pulled_at is None, timestamp)
 
 

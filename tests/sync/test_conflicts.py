@@ -251,3 +251,13 @@ def test_json_equality_tells_booleans_from_numbers_but_not_int_from_float() -> N
     assert not json_equal([0], [False])
     assert not json_equal({"a": {"b": [True]}}, {"a": {"b": [1]}})
     assert not json_equal({"a": 1}, {"a": 1, "b": None})
+
+
+def test_changed_fields_are_the_fields_that_differ_as_json() -> None:
+    from sync.engine import changed_fields
+
+    old = {"same": "x", "num": 1, "flag": 1, "list": [1, 2], "nested": {"a": [0]}, "gone": None, "f": 2.0}
+    new = {"same": "x", "num": 1.0, "flag": True, "list": [1, 3], "nested": {"a": [False]}, "added": None, "f": 2}
+    assert changed_fields(old, new) == {"flag", "list", "nested", "gone", "added"}
+    assert changed_fields(old, dict(old)) == set()
+    assert changed_fields({}, {}) == set()
